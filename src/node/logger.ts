@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { destination, pino, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -8,7 +8,7 @@ export type { Logger };
  */
 export function createLogger(options: { level?: string; name?: string } = {}): Logger {
   const level = options.level ?? process.env.STREAMFLOW_LOG_LEVEL ?? 'info';
-  return pino({ level, name: options.name ?? 'streamflow' }, pino.destination(2));
+  return pino({ level, name: options.name ?? 'streamflow' }, destination(2));
 }
 
 /** A logger that drops everything, for tests and library use without a logger. */
