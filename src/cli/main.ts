@@ -1,0 +1,26 @@
+import { Command } from 'commander';
+import { StreamflowError } from '../node/errors.js';
+import { registerChainCommands } from './chain-commands.js';
+
+export function buildProgram(): Command {
+  const program = new Command('streamflow')
+    .description('Streamflow: decentralized live-video transcoding (Livepeer Streamflow protocol)')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerChainCommands(program);
+  return program;
+}
+
+/** Runs the CLI; user errors print their message and exit 1 without a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof StreamflowError) {
+      process.stderr.write(`error [${err.code}]: ${err.message}\n`);
+    } else {
+      process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}
