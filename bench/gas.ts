@@ -28,7 +28,7 @@ import { type PoolEntry, positionHint } from '../src/chain/hints.js';
 import { waitForSuccess } from '../src/chain/tx.js';
 
 const LPT = 10n ** 18n;
-const ROUND_LENGTH = 50;
+const ROUND_LENGTH = 50n;
 const here = dirname(fileURLToPath(import.meta.url));
 const root = here.endsWith(join('dist', 'bench')) ? join(here, '../..') : join(here, '..');
 
@@ -45,7 +45,7 @@ async function main() {
     if (!deployerAcct || !d1 || !d2 || !d3) throw new Error('accounts');
     const deployer = withSigner(conn, privateKeyToAccount(deployerAcct.privateKey));
     const manifest = await deployStreamflow(deployer, {
-      parameters: { roundLength: BigInt(ROUND_LENGTH), maxActiveOrchestrators: 1000n, unbondingPeriod: 2n },
+      parameters: { roundLength: ROUND_LENGTH, maxActiveOrchestrators: 1000n, unbondingPeriod: 2n },
       genesis: [{ address: deployer.account.address, amount: 10_000_000n * LPT }],
     });
     const c = streamflowContracts(deployer, manifest);
@@ -74,6 +74,28 @@ async function main() {
     };
     const stakeOf = (a: Address) => pool.find((e) => e.address === a)?.stake ?? 0n;
 
+    const nextRound = async () => {
+      const [start, length, now] = await Promise.all([
+        c.roundsManager.read.currentRoundStartBlock(),
+        c.roundsManager.read.roundLength(),
+        c.roundsManager.read.blockNum(),
+      ]);
+      await test.mine({ blocks: Math.max(1, Number(start + length - now)) });
+      return gas(deployer, 'initializeRound', manifest.contracts.RoundsManager, encodeFunctionData({ abi: c.roundsManager.abi, functionName: 'initializeRound' }));
+    };
+
+    // Under automine every transaction is a block, so registering 1000 orchestrators spans many rounds: move
+    // to a fresh round before one would land in the lock window or in an uninitialised round.
+    const ensureRoundOpen = async () => {
+      const [start, length, now, initialized] = await Promise.all([
+        c.roundsManager.read.currentRoundStartBlock(),
+        c.roundsManager.read.roundLength(),
+        c.roundsManager.read.blockNum(),
+        c.roundsManager.read.currentRoundInitialized(),
+      ]);
+      if (!initialized || start + length - now < length / 5n) await nextRound();
+    };
+
     // Orchestrators in ascending stake (1000 + i LPT), so each new one is the new head of the list.
     const orchestrators: Address[] = [];
     const fund = async (n: number) => {
@@ -99,6 +121,7 @@ async function main() {
         const i = start + k;
         const stake = 1000n * LPT + BigInt(i) * LPT;
         const a = s.account.address;
+        await ensureRoundOpen();
         await gas(s, 'approve', manifest.contracts.LivepeerToken, encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'approve', args: [bm, 2000n * LPT] }));
         await callBm(s, 'bond self', 'bond', [stake, a]);
         await callBm(s, 'register', 'registerOrchestrator', [100_000n, 500_000n]);
@@ -106,12 +129,6 @@ async function main() {
         orchestrators.push(a);
       }
       progress(`${orchestrators.length} orchestrators registered`);
-    };
-
-    const nextRound = async () => {
-      const left = Number(await c.roundsManager.read.currentRoundStartBlock()) + ROUND_LENGTH - Number(await conn.publicClient.getBlockNumber());
-      await test.mine({ blocks: Math.max(1, left) });
-      return gas(deployer, 'initializeRound', manifest.contracts.RoundsManager, encodeFunctionData({ abi: c.roundsManager.abi, functionName: 'initializeRound' }));
     };
 
     const newDelegator = async (key: Hex, amount: bigint) => {

@@ -5,50 +5,60 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {IRoundsManager} from "./interfaces/IRoundsManager.sol";
 import {IBondingManager} from "./interfaces/IBondingManager.sol";
 import {IMinter} from "./interfaces/IMinter.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title RoundsManager
 /// @notice Rounds of `roundLength` blocks, round 1 starting at the deployment block, initialised once each.
 contract RoundsManager is IRoundsManager, Ownable {
+    using SafeCast for uint256;
+
     uint256 private constant PPM = 1_000_000;
 
-    /// @inheritdoc IRoundsManager
-    uint256 public roundLength;
-    /// @inheritdoc IRoundsManager
-    uint256 public lastRoundLengthUpdateRound;
-    /// @inheritdoc IRoundsManager
-    uint256 public lastRoundLengthUpdateStartBlock;
-    /// @inheritdoc IRoundsManager
-    uint256 public roundLockAmount;
-    /// @inheritdoc IRoundsManager
-    uint256 public lastInitializedRound;
+    /// @dev The round arithmetic in one slot: `roundLength` applies from `updateRound`, whose first block is
+    /// `updateStartBlock`; before that block the previous segment (`prev*`) applies, since a new length only takes
+    /// effect from the next round.
+    struct Schedule {
+        uint64 roundLength;
+        uint64 updateRound;
+        uint64 updateStartBlock;
+        uint64 roundLockAmount;
+    }
+
+    struct PrevSchedule {
+        uint64 roundLength;
+        uint64 updateRound;
+        uint64 updateStartBlock;
+        uint64 lastInitializedRound;
+    }
+
+    Schedule private _schedule;
+    PrevSchedule private _prev;
+
     /// @inheritdoc IRoundsManager
     address public bondingManager;
     /// @inheritdoc IRoundsManager
     address public minter;
 
-    // The segment in force before the last length update, for blocks before `lastRoundLengthUpdateStartBlock`
-    // (a new length only applies from the next round, so the current round may still be on the old one).
-    uint256 private _prevRoundLength;
-    uint256 private _prevUpdateRound;
-    uint256 private _prevUpdateStartBlock;
-
     mapping(uint256 round => bytes32 blockHash) private _blockHashForRound;
 
     constructor(uint256 initialRoundLength) Ownable(msg.sender) {
         if (initialRoundLength == 0) revert InvalidRoundLength(0);
-        roundLength = initialRoundLength;
-        lastRoundLengthUpdateRound = 1;
-        lastRoundLengthUpdateStartBlock = block.number;
+        _schedule = Schedule({
+            roundLength: initialRoundLength.toUint64(),
+            updateRound: 1,
+            updateStartBlock: block.number.toUint64(),
+            roundLockAmount: 0
+        });
         emit RoundLengthSet(initialRoundLength, 1);
     }
 
     /// @inheritdoc IRoundsManager
     function initializeRound() external {
-        uint256 round = currentRound();
-        if (round == lastInitializedRound) revert RoundAlreadyInitialized(round);
+        (uint256 round,,) = _currentRound(_schedule);
+        if (round == _prev.lastInitializedRound) revert RoundAlreadyInitialized(round);
         bytes32 blockHash = blockhash(block.number - 1);
         _blockHashForRound[round] = blockHash;
-        lastInitializedRound = round;
+        _prev.lastInitializedRound = uint64(round);
         emit NewRound(round, blockHash);
         IBondingManager(bondingManager).setCurrentRoundTotalActiveStake();
         IMinter(minter).setCurrentRewardTokens();
@@ -57,24 +67,27 @@ contract RoundsManager is IRoundsManager, Ownable {
     /// @inheritdoc IRoundsManager
     function setRoundLength(uint256 newRoundLength) external onlyOwner {
         if (newRoundLength == 0) revert InvalidRoundLength(0);
-        if (block.number >= lastRoundLengthUpdateStartBlock) {
+        Schedule memory schedule = _schedule;
+        if (block.number >= schedule.updateStartBlock) {
             // The current segment becomes the previous one; the new one starts with the next round.
-            (uint256 round, uint256 startBlock) = _currentRoundAndStart();
-            _prevRoundLength = roundLength;
-            _prevUpdateRound = lastRoundLengthUpdateRound;
-            _prevUpdateStartBlock = lastRoundLengthUpdateStartBlock;
-            lastRoundLengthUpdateRound = round + 1;
-            lastRoundLengthUpdateStartBlock = startBlock + roundLength;
+            (uint256 round, uint256 startBlock, uint256 length) = _currentRound(schedule);
+            PrevSchedule storage prev = _prev;
+            prev.roundLength = schedule.roundLength;
+            prev.updateRound = schedule.updateRound;
+            prev.updateStartBlock = schedule.updateStartBlock;
+            schedule.updateRound = (round + 1).toUint64();
+            schedule.updateStartBlock = (startBlock + length).toUint64();
         }
         // Otherwise a change is already pending for the next round: replace it, the current segment stays.
-        roundLength = newRoundLength;
-        emit RoundLengthSet(newRoundLength, lastRoundLengthUpdateRound);
+        schedule.roundLength = newRoundLength.toUint64();
+        _schedule = schedule;
+        emit RoundLengthSet(newRoundLength, schedule.updateRound);
     }
 
     /// @inheritdoc IRoundsManager
     function setRoundLockAmount(uint256 newRoundLockAmount) external onlyOwner {
         if (newRoundLockAmount > PPM) revert InvalidRoundLockAmount(newRoundLockAmount);
-        roundLockAmount = newRoundLockAmount;
+        _schedule.roundLockAmount = uint64(newRoundLockAmount);
         emit RoundLockAmountSet(newRoundLockAmount);
     }
 
@@ -93,36 +106,62 @@ contract RoundsManager is IRoundsManager, Ownable {
     }
 
     /// @inheritdoc IRoundsManager
+    function roundLength() external view returns (uint256) {
+        return _schedule.roundLength;
+    }
+
+    /// @inheritdoc IRoundsManager
+    function lastRoundLengthUpdateRound() external view returns (uint256) {
+        return _schedule.updateRound;
+    }
+
+    /// @inheritdoc IRoundsManager
+    function lastRoundLengthUpdateStartBlock() external view returns (uint256) {
+        return _schedule.updateStartBlock;
+    }
+
+    /// @inheritdoc IRoundsManager
+    function roundLockAmount() external view returns (uint256) {
+        return _schedule.roundLockAmount;
+    }
+
+    /// @inheritdoc IRoundsManager
+    function lastInitializedRound() external view returns (uint256) {
+        return _prev.lastInitializedRound;
+    }
+
+    /// @inheritdoc IRoundsManager
     function blockNum() external view returns (uint256) {
         return block.number;
     }
 
     /// @inheritdoc IRoundsManager
-    function currentRound() public view returns (uint256 round) {
-        (round,) = _currentRoundAndStart();
+    function currentRound() external view returns (uint256 round) {
+        (round,,) = _currentRound(_schedule);
     }
 
     /// @inheritdoc IRoundsManager
-    function currentRoundStartBlock() public view returns (uint256 startBlock) {
-        (, startBlock) = _currentRoundAndStart();
+    function currentRoundStartBlock() external view returns (uint256 startBlock) {
+        (, startBlock,) = _currentRound(_schedule);
     }
 
     /// @inheritdoc IRoundsManager
-    function nextRoundStartBlock() public view returns (uint256) {
-        (, uint256 startBlock) = _currentRoundAndStart();
-        return startBlock + _currentLength();
+    function nextRoundStartBlock() external view returns (uint256) {
+        (, uint256 startBlock, uint256 length) = _currentRound(_schedule);
+        return startBlock + length;
     }
 
     /// @inheritdoc IRoundsManager
     function currentRoundInitialized() external view returns (bool) {
-        return lastInitializedRound == currentRound();
+        (uint256 round,,) = _currentRound(_schedule);
+        return _prev.lastInitializedRound == round;
     }
 
     /// @inheritdoc IRoundsManager
     function currentRoundLocked() external view returns (bool) {
-        (, uint256 startBlock) = _currentRoundAndStart();
-        uint256 length = _currentLength();
-        uint256 lockBlocks = length * roundLockAmount / PPM;
+        Schedule memory schedule = _schedule;
+        (, uint256 startBlock, uint256 length) = _currentRound(schedule);
+        uint256 lockBlocks = length * schedule.roundLockAmount / PPM;
         return block.number - startBlock >= length - lockBlocks;
     }
 
@@ -131,18 +170,19 @@ contract RoundsManager is IRoundsManager, Ownable {
         return _blockHashForRound[round];
     }
 
-    function _currentLength() private view returns (uint256) {
-        return block.number >= lastRoundLengthUpdateStartBlock ? roundLength : _prevRoundLength;
-    }
-
-    function _currentRoundAndStart() private view returns (uint256 round, uint256 startBlock) {
+    /// @dev The current round, its first block and its length.
+    function _currentRound(Schedule memory schedule)
+        private
+        view
+        returns (uint256 round, uint256 startBlock, uint256 length)
+    {
         uint256 baseRound;
         uint256 baseBlock;
-        uint256 length;
-        if (block.number >= lastRoundLengthUpdateStartBlock) {
-            (baseRound, baseBlock, length) = (lastRoundLengthUpdateRound, lastRoundLengthUpdateStartBlock, roundLength);
+        if (block.number >= schedule.updateStartBlock) {
+            (baseRound, baseBlock, length) = (schedule.updateRound, schedule.updateStartBlock, schedule.roundLength);
         } else {
-            (baseRound, baseBlock, length) = (_prevUpdateRound, _prevUpdateStartBlock, _prevRoundLength);
+            PrevSchedule memory prev = _prev;
+            (baseRound, baseBlock, length) = (prev.updateRound, prev.updateStartBlock, prev.roundLength);
         }
         uint256 elapsed = (block.number - baseBlock) / length;
         round = baseRound + elapsed;

@@ -10,8 +10,10 @@ pragma solidity 0.8.30;
 /// cumulative fee factor (CFF). Claims are O(1) whatever the number of rounds: a stake `s` measured at the end of
 /// round `a` is worth `s * CRF_b / CRF_a` at the end of round `b` and has earned `s * (CFF_b - CFF_a) / CRF_a` in
 /// fees. Stake bonded in round `r` earns from round `r + 1`. A claim made during round `c` settles everything
-/// through the end of round `c - 1`; round `c`'s own reward and fees are settled by a later claim, so claiming
-/// early never forfeits anything. All rounding is down.
+/// through the end of round `c` when the delegate has already called reward in `c`, else through the end of
+/// round `c - 1` (round `c`'s reward is then settled by a later claim), so claiming early never forfeits a
+/// reward. Fees credited late (for an earlier ticket round) reach the delegators who had not yet claimed past
+/// that round. All rounding is down.
 ///
 /// Every stake-changing call first claims the caller's (and only the caller's) earnings and requires the
 /// current round to be initialised.

@@ -4,9 +4,9 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { StreamflowError } from '../node/errors.js';
 import { createLogger, type Logger } from '../node/logger.js';
 import { resolveMediaTools } from './ffmpeg.js';
-import { type TranscodeOptions, defaultTranscodeOptions } from './options.js';
+import { defaultTranscodeOptions, type TranscodeOptions } from './options.js';
 import { probeMedia } from './probe.js';
-import { parseProfilesJson, PRESETS, type Profile, resolveProfiles } from './profiles.js';
+import { PRESETS, type Profile, parseProfilesJson, resolveProfiles } from './profiles.js';
 import { createProgressReporter, type ProgressStream } from './progress.js';
 import { transcodeToHls, type VodSummary } from './vod.js';
 
@@ -45,7 +45,11 @@ export function registerMediaCommands(program: Command, deps: MediaCliDeps = {})
     .description('Segment a file or URL and transcode it into an HLS package (master + renditions), locally')
     .argument('<input>', 'video file or URL')
     .requiredOption('-o, --out <dir>', 'output directory (created if missing)')
-    .option('-p, --profiles <list>', `comma-separated profiles (${Object.keys(PRESETS).join(', ')})`, '360p30,240p30')
+    .option(
+      '-p, --profiles <list>',
+      `comma-separated profiles (${Object.keys(PRESETS).join(', ')})`,
+      '360p30,240p30',
+    )
     .option('--profiles-file <file>', 'JSON file of custom profiles, usable by name in --profiles')
     .option('--segment-duration <seconds>', 'target segment duration', positiveNumber, 2)
     .option('--preset <preset>', `x264 preset (${PRESET_NAMES.join(', ')})`, defaultTranscodeOptions.preset)
@@ -73,7 +77,9 @@ export function registerMediaCommands(program: Command, deps: MediaCliDeps = {})
         if (!PRESET_NAMES.includes(opts.preset as TranscodeOptions['preset'])) {
           throw new InvalidArgumentError(`--preset must be one of ${PRESET_NAMES.join(', ')}`);
         }
-        const custom: Profile[] = opts.profilesFile ? parseProfilesJson(await readFile(opts.profilesFile, 'utf8')) : [];
+        const custom: Profile[] = opts.profilesFile
+          ? parseProfilesJson(await readFile(opts.profilesFile, 'utf8'))
+          : [];
         const profiles = resolveProfiles(opts.profiles, custom);
         const tools = resolveMediaTools({ ffmpegPath: opts.ffmpeg, ffprobePath: opts.ffprobe });
         const logger = deps.logger ?? createLogger({ level: process.env.STREAMFLOW_LOG_LEVEL ?? 'warn' });
@@ -110,8 +116,13 @@ export function registerMediaCommands(program: Command, deps: MediaCliDeps = {})
       await withCliErrors(stderr, async (signal) => {
         const tools = resolveMediaTools({ ffmpegPath: opts.ffmpeg, ffprobePath: opts.ffprobe });
         // An MPEG-TS file is read whole and counted in-process: exact and far cheaper than decoding.
-        const input = /\.(ts|m2ts|mts)$/i.test(file) && !/^[a-z]+:\/\//i.test(file) ? await readFile(file) : file;
-        const probe = await probeMedia(input, { countFrames: opts.countFrames ?? input !== file, signal }, { tools });
+        const input =
+          /\.(ts|m2ts|mts)$/i.test(file) && !/^[a-z]+:\/\//i.test(file) ? await readFile(file) : file;
+        const probe = await probeMedia(
+          input,
+          { countFrames: opts.countFrames ?? input !== file, signal },
+          { tools },
+        );
         if (opts.json) {
           stdout.write(`${JSON.stringify({ input: file, ...probe }, null, 2)}\n`);
           return;

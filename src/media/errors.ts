@@ -28,7 +28,12 @@ export class SegmentFormatError extends StreamflowError<
   'SegmentFormatDidntMatchJobInputParams',
   SegmentFormatDetails
 > {
-  constructor(reason: SegmentRejectReason, message: string, facts: Record<string, unknown> = {}, cause?: unknown) {
+  constructor(
+    reason: SegmentRejectReason,
+    message: string,
+    facts: Record<string, unknown> = {},
+    cause?: unknown,
+  ) {
     super(
       'SegmentFormatDidntMatchJobInputParams',
       `Segment rejected (${reason}): ${message}`,

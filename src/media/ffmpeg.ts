@@ -149,7 +149,10 @@ export class FfmpegProcess {
     this.child.stderr?.on('data', (chunk: Buffer) => {
       this.stderrChunks.push(chunk);
       this.stderrBytes += chunk.length;
-      while (this.stderrBytes - (this.stderrChunks[0]?.length ?? 0) > tailLimit && this.stderrChunks.length > 1) {
+      while (
+        this.stderrBytes - (this.stderrChunks[0]?.length ?? 0) > tailLimit &&
+        this.stderrChunks.length > 1
+      ) {
         this.stderrBytes -= this.stderrChunks.shift()?.length ?? 0;
       }
     });
@@ -161,9 +164,13 @@ export class FfmpegProcess {
         total += chunk.length;
         if (total > maxOutput) {
           this.kill(
-            new FfmpegError('FfmpegFailed', `${label(binary)} produced more than ${maxOutput} bytes; killed`, {
-              binary,
-            }),
+            new FfmpegError(
+              'FfmpegFailed',
+              `${label(binary)} produced more than ${maxOutput} bytes; killed`,
+              {
+                binary,
+              },
+            ),
           );
           return;
         }
@@ -181,10 +188,14 @@ export class FfmpegProcess {
         ? setTimeout(
             () =>
               this.kill(
-                new FfmpegError('FfmpegTimeout', `${label(binary)} did not finish within ${timeoutMs} ms; killed`, {
-                  binary,
-                  timeoutMs,
-                }),
+                new FfmpegError(
+                  'FfmpegTimeout',
+                  `${label(binary)} did not finish within ${timeoutMs} ms; killed`,
+                  {
+                    binary,
+                    timeoutMs,
+                  },
+                ),
               ),
             timeoutMs,
           )
@@ -302,6 +313,8 @@ export function redactArgs(args: readonly string[]): string[] {
   return args.map((a) => {
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(a)) return a;
     const redacted = redactUrl(a);
-    return /^rtmps?:/i.test(redacted) ? redacted.replace(/^(rtmps?:\/\/[^/]+\/[^/?]+\/)[^?]+/i, '$1***') : redacted;
+    return /^rtmps?:/i.test(redacted)
+      ? redacted.replace(/^(rtmps?:\/\/[^/]+\/[^/?]+\/)[^?]+/i, '$1***')
+      : redacted;
   });
 }

@@ -247,9 +247,15 @@ export class LiveHlsStream implements HlsSource {
   private readonly store = new Map<string, Map<number, Uint8Array>>();
   private readonly log: Logger | undefined;
 
-  constructor(options: Partial<HlsOptions> & { renditions: readonly string[] }, deps: { logger?: Logger } = {}) {
+  constructor(
+    options: Partial<HlsOptions> & { renditions: readonly string[] },
+    deps: { logger?: Logger } = {},
+  ) {
     this.options = withDefaults(defaultHlsOptions, options);
-    this.playlists = new HlsPlaylists(options.renditions, { kind: 'live', windowSize: this.options.windowSize });
+    this.playlists = new HlsPlaylists(options.renditions, {
+      kind: 'live',
+      windowSize: this.options.windowSize,
+    });
     for (const name of this.playlists.variants.keys()) this.store.set(name, new Map());
     this.log = deps.logger?.child({ module: 'hls' });
   }
@@ -287,7 +293,9 @@ export class LiveHlsStream implements HlsSource {
       return body === undefined ? undefined : { body, contentType: PLAYLIST_TYPE, cacheControl: cache };
     }
     const body = this.store.get(name)?.get(Number(m[3]));
-    return body === undefined ? undefined : { body, contentType: SEGMENT_TYPE, cacheControl: 'public, max-age=3600' };
+    return body === undefined
+      ? undefined
+      : { body, contentType: SEGMENT_TYPE, cacheControl: 'public, max-age=3600' };
   }
 }
 
@@ -346,7 +354,11 @@ export class DirectoryHlsSource implements HlsSource {
   async get(path: string): Promise<HlsResource | undefined> {
     const m = PATH_RE.exec(path);
     if (!m) return undefined;
-    const file = m[1] ? 'master.m3u8' : m[3] === undefined ? `${m[2]}/index.m3u8` : `${m[2]}/${Number(m[3])}.ts`;
+    const file = m[1]
+      ? 'master.m3u8'
+      : m[3] === undefined
+        ? `${m[2]}/index.m3u8`
+        : `${m[2]}/${Number(m[3])}.ts`;
     try {
       const body = await readFile(join(this.dir, file));
       const playlist = file.endsWith('.m3u8');

@@ -75,7 +75,8 @@ export function createHttpPushHandler(
     const handle = async (bytes: Buffer, streamName: string, seq: number) => {
       let analysis: TsAnalysis;
       try {
-        if (bytes.length === 0) throw new SegmentFormatError('Empty', 'the segment has no bytes', { bytes: 0 });
+        if (bytes.length === 0)
+          throw new SegmentFormatError('Empty', 'the segment has no bytes', { bytes: 0 });
         analysis = analyzeTs(bytes);
       } catch (err) {
         return replyError(res, err);
@@ -130,7 +131,11 @@ export function createHttpPushHandler(
 function tooLarge(res: ServerResponse, maxBytes: number): void {
   // The rest of the body is not read: close the connection after answering instead of draining it.
   res.setHeader('Connection', 'close');
-  reply(res, 413, { code: 'SegmentTooLarge', message: `segments are limited to ${maxBytes} bytes`, maxBytes });
+  reply(res, 413, {
+    code: 'SegmentTooLarge',
+    message: `segments are limited to ${maxBytes} bytes`,
+    maxBytes,
+  });
 }
 
 function replyError(res: ServerResponse, err: unknown): void {

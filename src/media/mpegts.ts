@@ -29,17 +29,17 @@ export type TsCodec =
 export type TrackKind = 'video' | 'audio' | 'other';
 
 const STREAM_TYPES: Record<number, { codec: TsCodec; kind: TrackKind }> = {
-  0x01: { codec: 'mpeg1video', kind: 'video' },
-  0x02: { codec: 'mpeg2video', kind: 'video' },
-  0x03: { codec: 'mp3', kind: 'audio' },
-  0x04: { codec: 'mp3', kind: 'audio' },
-  0x0f: { codec: 'aac', kind: 'audio' },
-  0x10: { codec: 'mpeg4', kind: 'video' },
-  0x11: { codec: 'aac_latm', kind: 'audio' },
-  0x1b: { codec: 'h264', kind: 'video' },
-  0x24: { codec: 'hevc', kind: 'video' },
-  0x81: { codec: 'ac3', kind: 'audio' },
-  0x87: { codec: 'eac3', kind: 'audio' },
+  1: { codec: 'mpeg1video', kind: 'video' },
+  2: { codec: 'mpeg2video', kind: 'video' },
+  3: { codec: 'mp3', kind: 'audio' },
+  4: { codec: 'mp3', kind: 'audio' },
+  15: { codec: 'aac', kind: 'audio' },
+  16: { codec: 'mpeg4', kind: 'video' },
+  17: { codec: 'aac_latm', kind: 'audio' },
+  27: { codec: 'h264', kind: 'video' },
+  36: { codec: 'hevc', kind: 'video' },
+  129: { codec: 'ac3', kind: 'audio' },
+  135: { codec: 'eac3', kind: 'audio' },
 };
 
 /** One elementary stream as the PMT lists it. */
@@ -316,7 +316,8 @@ function scanAccessUnit(
 /** Index of the first byte after the next 00 00 01 at or after `from`, or -1. */
 function nextStartCode(d: Uint8Array, from: number): number {
   for (let i = from; i + 2 < d.length; i++) {
-    if (d[i + 2]! > 1) {
+    // Skip ahead when the third byte cannot end a start code: the common case in slice data.
+    if ((d[i + 2] ?? 0) > 1) {
       i += 2;
       continue;
     }
@@ -435,15 +436,23 @@ export function analyzeTs(data: Uint8Array): TsAnalysis {
   demuxer.end();
 
   if (demuxer.packets === 0 || demuxer.skippedBytes > data.length / 10) {
-    throw new SegmentFormatError('NotMpegTs', 'the bytes are not an MPEG transport stream (no 188-byte packets)', {
-      bytes: data.length,
-      skippedBytes: demuxer.skippedBytes,
-    });
+    throw new SegmentFormatError(
+      'NotMpegTs',
+      'the bytes are not an MPEG transport stream (no 188-byte packets)',
+      {
+        bytes: data.length,
+        skippedBytes: demuxer.skippedBytes,
+      },
+    );
   }
   if (demuxer.patPacket === undefined || demuxer.streams.length === 0) {
-    throw new SegmentFormatError('NotMpegTs', 'the transport stream has no PAT/PMT, so no programme to decode', {
-      bytes: data.length,
-    });
+    throw new SegmentFormatError(
+      'NotMpegTs',
+      'the transport stream has no PAT/PMT, so no programme to decode',
+      {
+        bytes: data.length,
+      },
+    );
   }
   const videoStream = demuxer.streams.find((s) => s.kind === 'video');
   const audioStream = demuxer.streams.find((s) => s.kind === 'audio');

@@ -114,15 +114,23 @@ export async function probeMedia(
   try {
     json = JSON.parse(stdout.toString('utf8')) as FfprobeJson;
   } catch (err) {
-    throw new ProbeError('ProbeFailed', `ffprobe gave no JSON for ${label}`, { input: label }, { cause: err });
+    throw new ProbeError(
+      'ProbeFailed',
+      `ffprobe gave no JSON for ${label}`,
+      { input: label },
+      { cause: err },
+    );
   }
   const result = toProbe(json);
+  if (input instanceof Uint8Array) result.size ??= input.length;
   if (countInProcess && result.video && input instanceof Uint8Array) {
     try {
       const v = analyzeTs(input).video;
       if (v) {
         result.video.frames = v.frames;
         result.video.pixels = v.pixels ?? v.frames * result.video.width * result.video.height;
+        // ffprobe cannot seek a pipe for the end timestamp; the packet timestamps give it exactly.
+        if (result.duration === 0) result.duration = v.duration;
       }
     } catch {
       // not MPEG-TS: leave the container's count
@@ -150,7 +158,7 @@ function toProbe(json: FfprobeJson): MediaProbe {
   const v = streams.find((s) => s.codec_type === 'video');
   const a = streams.find((s) => s.codec_type === 'audio');
   let video: ProbeVideo | undefined;
-  if (v && v.width && v.height) {
+  if (v?.width && v.height) {
     const frames = num(v.nb_read_frames) ?? num(v.nb_frames);
     const sar = ratio(v.sample_aspect_ratio) ?? 1;
     video = {

@@ -81,10 +81,7 @@ export const profileSchema = z
   })
   .strict();
 
-const profileFileSchema = z.union([
-  z.array(profileSchema).min(1),
-  z.object({ profiles: z.array(profileSchema).min(1) }).strict(),
-]);
+const profileListSchema = z.array(profileSchema).min(1, 'at least one profile is needed');
 
 /**
  * Validates custom profiles given as JSON text: an array of profiles or `{ "profiles": [...] }`. Throws
@@ -104,11 +101,13 @@ export function parseProfilesJson(json: string): Profile[] {
 
 /** As {@link parseProfilesJson}, for already-parsed data. */
 export function validateProfiles(data: unknown): Profile[] {
-  const parsed = profileFileSchema.safeParse(data);
+  // Pick the shape first: a union schema would only say "Invalid input" for a bad field.
+  const wrapped = typeof data === 'object' && data !== null && !Array.isArray(data) && 'profiles' in data;
+  const parsed = profileListSchema.safeParse(wrapped ? (data as { profiles: unknown }).profiles : data);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => {
       const path = i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('');
-      return `profiles${path.replace(/^\.profiles/, '')}: ${i.message}`;
+      return `profiles${path}: ${i.message}`;
     });
     throw new ProfileError(
       'InvalidProfile',
@@ -116,8 +115,7 @@ export function validateProfiles(data: unknown): Profile[] {
       { issues },
     );
   }
-  const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.profiles;
-  const profiles = list.map(stripUndefined);
+  const profiles = parsed.data.map(stripUndefined);
   assertUniqueNames(profiles);
   return profiles;
 }
@@ -173,7 +171,10 @@ function stripUndefined(p: z.output<typeof profileSchema>): Profile {
  * `box`: the limiting side fills the box, the other keeps the aspect and is rounded to an even number.
  * The same rule is written as the ffmpeg scale expression in {@link scaleFilter}.
  */
-export function fitInside(dar: number, box: { width: number; height: number }): { width: number; height: number } {
+export function fitInside(
+  dar: number,
+  box: { width: number; height: number },
+): { width: number; height: number } {
   if (dar >= box.width / box.height) {
     return { width: box.width, height: Math.max(2, 2 * Math.round(box.width / dar / 2)) };
   }

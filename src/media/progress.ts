@@ -22,7 +22,9 @@ export function createProgressReporter(stream: ProgressStream): {
       const fraction = p.totalSeconds > 0 ? Math.min(1, p.secondsDone / p.totalSeconds) : undefined;
       const speed = p.elapsedMs > 0 ? p.secondsDone / (p.elapsedMs / 1000) : 0;
       const eta =
-        fraction !== undefined && speed > 0 ? Math.max(0, (p.totalSeconds - p.secondsDone) / speed) : undefined;
+        fraction !== undefined && speed > 0
+          ? Math.max(0, (p.totalSeconds - p.secondsDone) / speed)
+          : undefined;
       const parts = [
         fraction === undefined ? '' : `${Math.round(fraction * 100)}%`.padStart(4),
         `${p.secondsDone.toFixed(1)}${p.totalSeconds > 0 ? `/${p.totalSeconds.toFixed(1)}` : ''} s`,

@@ -9,12 +9,17 @@
  * it; the digest handshake only matters to Flash players, and playback is not served here (HLS is).
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import type { Logger } from '../node/logger.js';
 import { type Amf0Object, type Amf0Value, decodeAmf0, encodeAmf0 } from './amf0.js';
 import { defaultRtmpServerOptions, type RtmpServerOptions, withDefaults } from './options.js';
-import { type Segment, type SegmentSourceDeps, type SegmentSourceOptions, segmentSource } from './segmenter.js';
+import {
+  type Segment,
+  type SegmentSourceDeps,
+  type SegmentSourceOptions,
+  segmentSource,
+} from './segmenter.js';
 
 const HANDSHAKE_SIZE = 1536;
 const RTMP_VERSION = 3;
@@ -120,7 +125,16 @@ export class RtmpChunkReader {
     let state = this.streams.get(csid);
     if (!state) {
       if (fmt !== 0) throw new RtmpProtocolError(`chunk stream ${csid} starts without a full header`);
-      state = { timestamp: 0, delta: 0, length: 0, type: 0, streamId: 0, extended: false, chunks: [], received: 0 };
+      state = {
+        timestamp: 0,
+        delta: 0,
+        length: 0,
+        type: 0,
+        streamId: 0,
+        extended: false,
+        chunks: [],
+        received: 0,
+      };
     }
     const tsField = fmt <= 2 ? b.readUIntBE(p, 3) : 0;
     const length = fmt <= 1 ? b.readUIntBE(p + 3, 3) : state.length;
@@ -135,7 +149,9 @@ export class RtmpChunkReader {
       p += 4;
     }
     if (length > this.maxMessageBytes) {
-      throw new RtmpProtocolError(`message of ${length} bytes is over the ${this.maxMessageBytes}-byte limit`);
+      throw new RtmpProtocolError(
+        `message of ${length} bytes is over the ${this.maxMessageBytes}-byte limit`,
+      );
     }
     const starting = state.received === 0;
     const size = Math.min(this.chunkSize, length - (starting ? 0 : state.received));
@@ -167,7 +183,8 @@ export class RtmpChunkReader {
       state.received = 0;
       out.push({ csid, type, streamId, timestamp: state.timestamp >>> 0, payload: Buffer.from(payload) });
       // Set Chunk Size applies from the very next chunk, so it is applied here, between chunks.
-      if (type === MSG_SET_CHUNK_SIZE && payload.length >= 4) this.setChunkSize(payload.readUInt32BE(0) & 0x7fffffff);
+      if (type === MSG_SET_CHUNK_SIZE && payload.length >= 4)
+        this.setChunkSize(payload.readUInt32BE(0) & 0x7fffffff);
     }
     return true;
   }
@@ -383,7 +400,8 @@ class RtmpConnection {
   private handshake(): boolean {
     if (this.phase === 'c0c1') {
       if (this.pending.length < 1 + HANDSHAKE_SIZE) return false;
-      if (this.pending[0] !== RTMP_VERSION) throw new RtmpProtocolError(`RTMP version ${this.pending[0]} unsupported`);
+      if (this.pending[0] !== RTMP_VERSION)
+        throw new RtmpProtocolError(`RTMP version ${this.pending[0]} unsupported`);
       const c1 = this.pending.subarray(1, 1 + HANDSHAKE_SIZE);
       const s1 = Buffer.alloc(HANDSHAKE_SIZE);
       randomBytes(HANDSHAKE_SIZE - 8).copy(s1, 8);
@@ -443,7 +461,10 @@ class RtmpConnection {
         return;
       case MSG_COMMAND_AMF0:
       case MSG_COMMAND_AMF3:
-        return this.onCommand(msg, decodeAmf0(msg.type === MSG_COMMAND_AMF3 ? msg.payload.subarray(1) : msg.payload));
+        return this.onCommand(
+          msg,
+          decodeAmf0(msg.type === MSG_COMMAND_AMF3 ? msg.payload.subarray(1) : msg.payload),
+        );
       case MSG_DATA_AMF3:
         return;
       default:
@@ -466,7 +487,12 @@ class RtmpConnection {
           return b;
         };
         this.send(CSID_CONTROL, MSG_WINDOW_ACK_SIZE, 0, u32(SERVER_WINDOW));
-        this.send(CSID_CONTROL, MSG_SET_PEER_BANDWIDTH, 0, Buffer.concat([u32(SERVER_WINDOW), Buffer.from([2])]));
+        this.send(
+          CSID_CONTROL,
+          MSG_SET_PEER_BANDWIDTH,
+          0,
+          Buffer.concat([u32(SERVER_WINDOW), Buffer.from([2])]),
+        );
         this.send(CSID_CONTROL, MSG_SET_CHUNK_SIZE, 0, u32(SERVER_CHUNK_SIZE));
         this.command(
           0,
@@ -515,7 +541,11 @@ class RtmpConnection {
     if (server.active.size >= server.options.maxPublishers) return reject('server is at its publisher limit');
     const id = `${this.app}/${key}`;
     if (server.active.has(id)) return reject(`stream ${this.app}/<key> is already being published`);
-    const allowed = await (server.deps.authorize?.({ app: this.app, key, remoteAddress: this.remoteAddress }) ?? true);
+    const allowed = await (server.deps.authorize?.({
+      app: this.app,
+      key,
+      remoteAddress: this.remoteAddress,
+    }) ?? true);
     if (!allowed) return reject('stream key not authorized');
     if (this.phase === 'closed') return;
     if (server.active.has(id)) return reject(`stream ${this.app}/<key> is already being published`);
@@ -537,7 +567,16 @@ class RtmpConnection {
       ended,
       close: () => this.destroy('disconnected', 'closed by the server'),
     };
-    this.publish = { publish, streamId, flv, resolveEnded, headerWritten: false, hasAudio: true, hasVideo: true, id };
+    this.publish = {
+      publish,
+      streamId,
+      flv,
+      resolveEnded,
+      headerWritten: false,
+      hasAudio: true,
+      hasVideo: true,
+      id,
+    };
     server.active.set(id, publish);
     this.status(streamId, 'status', 'NetStream.Publish.Start', `${key} is now published`);
     this.log?.info({ app: this.app, publish: publish.id }, 'rtmp publish started');

@@ -143,7 +143,8 @@ export class TsSegmenter {
     let pos = this.chunksStart;
     for (const c of this.chunks) {
       const end = pos + c.length;
-      if (end > from && pos < to) parts.push(c.subarray(Math.max(0, from - pos), Math.min(c.length, to - pos)));
+      if (end > from && pos < to)
+        parts.push(c.subarray(Math.max(0, from - pos), Math.min(c.length, to - pos)));
       pos = end;
     }
     return Buffer.concat(parts);
@@ -246,7 +247,10 @@ export async function* segmentSource(
   try {
     for await (const chunk of proc.stdout as Readable) {
       for (const segment of segmenter.push(chunk as Buffer)) {
-        log?.debug({ seq: segment.seq, duration: segment.duration, bytes: segment.bytes.length }, 'segment cut');
+        log?.debug(
+          { seq: segment.seq, duration: segment.duration, bytes: segment.bytes.length },
+          'segment cut',
+        );
         yield segment;
       }
     }

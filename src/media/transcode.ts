@@ -1,9 +1,17 @@
 import type { Logger } from '../node/logger.js';
 import { FfmpegError, SegmentFormatError } from './errors.js';
-import { type MediaTools, lastLines, runFfmpeg } from './ffmpeg.js';
+import { lastLines, type MediaTools, runFfmpeg } from './ffmpeg.js';
 import { analyzeTs, type TsAnalysis } from './mpegts.js';
-import { defaultTranscodeOptions, type SegmentLimits, type TranscodeOptions, withDefaults } from './options.js';
+import {
+  defaultTranscodeOptions,
+  type SegmentLimits,
+  type TranscodeOptions,
+  withDefaults,
+} from './options.js';
 import { type Profile, scaleFilter } from './profiles.js';
+
+/** Highest frame rate a segment may have, frames/s: bounds the frames a forged timestamp span can hide. */
+const MAX_FPS = 120;
 
 /** AAC-LC, what ffmpeg's `aac` encoder writes and what HLS players expect. */
 export const AAC_LC_CODEC = 'mp4a.40.2';
@@ -190,10 +198,22 @@ export function validateSegment(segment: Uint8Array, limits: SegmentLimits): TsA
       { duration: video.duration, maxDuration: limits.maxDuration },
     );
   }
+  // Timestamps are the sender's word: a segment can claim 2 s and carry ten minutes of frames.
+  if (video.frames > limits.maxDuration * MAX_FPS) {
+    throw new SegmentFormatError(
+      'TooLong',
+      `${video.frames} frames is more than ${limits.maxDuration} s at ${MAX_FPS} fps; cut shorter segments`,
+      { frames: video.frames, maxDuration: limits.maxDuration },
+    );
+  }
   if (!video.startsWithKeyframe) {
-    throw new SegmentFormatError('NoKeyframe', 'the first picture is not a keyframe; cut segments at keyframes', {
-      frames: video.frames,
-    });
+    throw new SegmentFormatError(
+      'NoKeyframe',
+      'the first picture is not a keyframe; cut segments at keyframes',
+      {
+        frames: video.frames,
+      },
+    );
   }
   return analysis;
 }
@@ -212,7 +232,9 @@ export function segmentFacts(analysis: TsAnalysis): SegmentFacts {
     width: v?.width,
     height: v?.height,
     pixels: v?.pixels,
-    codecs: v?.codecString && (analysis.audio?.codec === 'aac' ? `${v.codecString},${AAC_LC_CODEC}` : v.codecString),
+    codecs:
+      v?.codecString &&
+      (analysis.audio?.codec === 'aac' ? `${v.codecString},${AAC_LC_CODEC}` : v.codecString),
   };
 }
 
@@ -225,11 +247,15 @@ function renditionFacts(profile: Profile, bytes: Buffer, stderrTail: string): Re
   }
   const v = analysis?.video;
   if (!v || v.frames === 0 || v.width === undefined || v.height === undefined) {
-    throw new SegmentFormatError('Undecodable', `rendition ${profile.name} came out empty: ${lastLines(stderrTail, 2)}`, {
-      profile: profile.name,
-      bytes: bytes.length,
-      stderrTail,
-    });
+    throw new SegmentFormatError(
+      'Undecodable',
+      `rendition ${profile.name} came out empty: ${lastLines(stderrTail, 2)}`,
+      {
+        profile: profile.name,
+        bytes: bytes.length,
+        stderrTail,
+      },
+    );
   }
   const hasAudio = analysis?.audio !== undefined;
   return {

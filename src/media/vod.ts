@@ -72,7 +72,13 @@ export interface VodSummary {
   elapsedMs: number;
   /** Media seconds per wall second. */
   realtimeFactor: number;
-  source: { codec: string; width: number | undefined; height: number | undefined; fps: number; reencoded: boolean };
+  source: {
+    codec: string;
+    width: number | undefined;
+    height: number | undefined;
+    fps: number;
+    reencoded: boolean;
+  };
   renditions: VodRenditionSummary[];
 }
 
@@ -97,7 +103,9 @@ export async function transcodeToHls(options: VodOptions, deps: VodDeps): Promis
   try {
     return await run(options, deps, transcoder, probe, reencode, started);
   } catch (err) {
-    if (!(mode === 'auto' && !reencode && err instanceof IngestError && err.code === 'KeyframeIntervalTooLong')) {
+    if (
+      !(mode === 'auto' && !reencode && err instanceof IngestError && err.code === 'KeyframeIntervalTooLong')
+    ) {
       throw err;
     }
     log?.warn({ reason: err.message }, 'source keyframes too far apart; re-encoding the source');
@@ -201,7 +209,17 @@ async function run(
     },
     renditions: options.profiles.map((p) => {
       const t = totals.get(p.name);
-      if (!t) return { name: p.name, width: 0, height: 0, fps: 0, frames: 0, pixels: 0, bytes: 0, averageBitrate: 0 };
+      if (!t)
+        return {
+          name: p.name,
+          width: 0,
+          height: 0,
+          fps: 0,
+          frames: 0,
+          pixels: 0,
+          bytes: 0,
+          averageBitrate: 0,
+        };
       return { ...t, averageBitrate: seconds > 0 ? Math.round((t.bytes * 8) / seconds) : 0 };
     }),
   };

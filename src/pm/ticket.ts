@@ -70,11 +70,40 @@ export function ticketHash(ticket: Ticket, domain: TicketDomain): Hex {
 
 /** Signs a digest with libsecp256k1: a 65-byte r‖s‖v signature, low s, v ∈ {27, 28}. */
 export function signDigest(digest: Hex, privateKey: Uint8Array): Hex {
-  const { signature, recid } = secp256k1.ecdsaSign(hexToBytes(digest), privateKey);
-  const out = new Uint8Array(65);
-  out.set(signature, 0);
+  return bytesToHex(signDigestBytes(hexToBytes(digest), privateKey));
+}
+
+/** `signDigest` on bytes: signs a 32-byte digest into `out` (65 bytes, r ‖ s ‖ v), without hex round trips. */
+export function signDigestBytes(digest: Uint8Array, privateKey: Uint8Array, out = new Uint8Array(65)): Uint8Array {
+  // libsecp256k1 always produces low-s signatures (RFC 6979 nonces, normalised s).
+  const { recid } = secp256k1.ecdsaSign(digest, privateKey, {}, out.subarray(0, 64));
   out[64] = 27 + recid;
-  return bytesToHex(out);
+  return out;
+}
+
+/** HALF_N as 32 big-endian bytes, for byte-wise low-s checks on the hot path. */
+const HALF_N_BYTES = (() => {
+  const out = new Uint8Array(32);
+  const hex = HALF_N.toString(16).padStart(64, '0');
+  for (let i = 0; i < 32; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+})();
+
+/**
+ * Whether 65 bytes at `offset` are a canonical signature: v 27/28, 0 < s ≤ n/2. The byte-level form of the
+ * rule `recoverSigner` applies (THREATS.md 2).
+ */
+export function isCanonicalSignature(sig: Uint8Array, offset = 0): boolean {
+  const v = sig[offset + 64];
+  if (v !== 27 && v !== 28) return false;
+  let zero = true;
+  let cmp = 0;
+  for (let i = 0; i < 32; i++) {
+    const b = sig[offset + 32 + i] as number;
+    if (b !== 0) zero = false;
+    if (cmp === 0) cmp = b - (HALF_N_BYTES[i] as number);
+  }
+  return !zero && cmp <= 0;
 }
 
 /**

@@ -44,6 +44,8 @@ interface Vm {
     function addr(uint256 privateKey) external pure returns (address keyAddr);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function label(address account, string calldata newLabel) external;
+    function toString(uint256 value) external pure returns (string memory stringifiedValue);
+    function toString(address value) external pure returns (string memory stringifiedValue);
 
     // Artifacts (lets a test deploy a contract it only knows by interface)
     function getCode(string calldata artifactPath) external view returns (bytes memory creationBytecode);

@@ -1,0 +1,150 @@
+/** How many errors a sender may cause before the recipient stops looking at its tickets (THREATS.md 10). */
+export interface ErrorBudgetOptions {
+  /** Errors tolerated within `windowMs`; one more and the sender is refused. @default 20 */
+  maxErrors: number;
+  /** Window over which errors are counted, ms. @default 60_000 */
+  windowMs: number;
+  /** How long a sender over budget is refused, ms. @default 300_000 */
+  refuseMs: number;
+}
+
+export const defaultErrorBudgetOptions: Readonly<ErrorBudgetOptions> = Object.freeze({
+  maxErrors: 20,
+  windowMs: 60_000,
+  refuseMs: 300_000,
+});
+
+export interface RecipientOptions {
+  /**
+   * faceValue = redeem gas × gas price × this, so redeeming a ticket costs at most 1/this of its value.
+   * @default 100
+   */
+  txCostMultiplier: number;
+  /**
+   * Wei a ticket is worth on average (EV); winProb = EV / faceValue. Set it from the price: about the fee of
+   * one segment keeps one or two tickets per segment. @default 1_000_000_000_000n (1e12 wei, go-livepeer's)
+   */
+  expectedValue: bigint;
+  /**
+   * A ticket must be worth at least this many times the cost of redeeming it: params whose face value the
+   * sender's max float caps below that are refused with `LowPMBalance`, and the redemption queue waits for
+   * cheaper gas below it. @default 2
+   */
+  redeemMargin: number;
+  /** Rounds after their creation round in which params are still accepted. @default 1 */
+  paramsValidityRounds: number;
+  /**
+   * Rounds after its creation round in which the TicketBroker still pays a ticket; must match the contract
+   * and exceed `paramsValidityRounds`, so every accepted winning ticket leaves time to redeem it. @default 2
+   */
+  ticketValidityRounds: number;
+  /** Wall-clock life of params, ms. @default 600_000 */
+  paramsTtlMs: number;
+  /** Params with less life left than this are replaced in the next reply, ms. @default 120_000 */
+  reissueBeforeMs: number;
+  /** New params are issued when the target face value moves by more than this, basis points. @default 1_000 */
+  reissueOnChangeBps: number;
+  /** Gas price, redeem gas and the current round are re-read from the chain after this, ms. @default 15_000 */
+  chainCacheMs: number;
+  /** A sender's deposit and reserve are re-read after this, ms (events refresh them sooner). @default 60_000 */
+  senderInfoTtlMs: number;
+  /**
+   * Nonces remembered per recipientRand above a moving floor; older nonces count as seen. Senders count up,
+   * so only reordering deeper than half of this is refused. @default 1_024
+   */
+  nonceWindow: number;
+  /**
+   * How often the highest nonce seen per recipientRand is written to SQLite, ms. After a crash, tickets
+   * accepted within the last interval could be replayed once for credit (never for an extra lottery draw:
+   * the same signature and rand give the same outcome). @default 1_000
+   */
+  nonceCheckpointMs: number;
+  /** Tickets in one payment, at most. @default 600 */
+  maxTicketsPerPayment: number;
+  errorBudget: ErrorBudgetOptions;
+}
+
+export const defaultRecipientOptions: Readonly<RecipientOptions> = Object.freeze({
+  txCostMultiplier: 100,
+  expectedValue: 1_000_000_000_000n,
+  redeemMargin: 2,
+  paramsValidityRounds: 1,
+  ticketValidityRounds: 2,
+  paramsTtlMs: 600_000,
+  reissueBeforeMs: 120_000,
+  reissueOnChangeBps: 1_000,
+  chainCacheMs: 15_000,
+  senderInfoTtlMs: 60_000,
+  nonceWindow: 1_024,
+  nonceCheckpointMs: 1_000,
+  maxTicketsPerPayment: 600,
+  errorBudget: defaultErrorBudgetOptions,
+});
+
+export interface RedemptionQueueOptions {
+  /** Redeem only tickets whose face value is at least this many times the transaction cost. @default 2 */
+  redeemMargin: number;
+  /** Tickets per redemption transaction, at most. @default 20 */
+  maxBatch: number;
+  /** Rounds after its creation round in which the TicketBroker pays a ticket (as the contract). @default 2 */
+  ticketValidityRounds: number;
+  /** The queue re-reads gas price and the round, and looks for due tickets, at least this often, ms. @default 5_000 */
+  pollIntervalMs: number;
+  /** First retry delay after a failed redemption, doubled each attempt, ms. @default 2_000 */
+  retryBaseMs: number;
+  /** Longest retry delay, ms. @default 300_000 */
+  retryMaxMs: number;
+}
+
+export const defaultRedemptionQueueOptions: Readonly<RedemptionQueueOptions> = Object.freeze({
+  redeemMargin: 2,
+  maxBatch: 20,
+  ticketValidityRounds: 2,
+  pollIntervalMs: 5_000,
+  retryBaseMs: 2_000,
+  retryMaxMs: 300_000,
+});
+
+export interface SenderOptions {
+  /** Face values above deposit / this are refused: one winning ticket may take at most that share. @default 1 */
+  depositMultiplier: number;
+  /** Params whose ticket EV exceeds this are refused, wei. @default 100_000_000_000_000n (1e14) */
+  maxExpectedValue: bigint;
+  /** Params with less wall-clock life left than this are refused, ms. @default 10_000 */
+  minParamsLifetimeMs: number;
+  /** A payment needing more tickets than this is refused (`TooManyTickets`). @default 600 */
+  maxTicketsPerPayment: number;
+}
+
+export const defaultSenderOptions: Readonly<SenderOptions> = Object.freeze({
+  depositMultiplier: 1,
+  maxExpectedValue: 100_000_000_000_000n,
+  minParamsLifetimeMs: 10_000,
+  maxTicketsPerPayment: 600,
+});
+
+export interface CreditLedgerOptions {
+  /** A session without credit or debit for this long is forgotten, ms. @default 3_600_000 */
+  sessionIdleMs: number;
+}
+
+export const defaultCreditLedgerOptions: Readonly<CreditLedgerOptions> = Object.freeze({
+  sessionIdleMs: 3_600_000,
+});
+
+/** Fills the fields of `partial` that are undefined from `defaults` (one level deep). */
+export function withDefaults<T extends object>(defaults: Readonly<T>, partial: Partial<T> | undefined): T {
+  const out = { ...defaults } as T;
+  if (partial) {
+    for (const [k, v] of Object.entries(partial)) {
+      if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+    }
+  }
+  return out;
+}
+
+/** `value × ratio` for a bigint and a positive decimal ratio, rounded up (to 1/10_000). */
+export function mulRatio(value: bigint, ratio: number): bigint {
+  const scaled = BigInt(Math.round(ratio * 10_000));
+  return (value * scaled + 9_999n) / 10_000n;
+}
