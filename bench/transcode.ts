@@ -4,7 +4,7 @@
  * file and writing files, alternating segment by segment in the same run. Prints and writes
  * bench/results/transcode.json.
  *
- *   npm run bench:transcode            BENCH_ROUNDS=3 npm run bench:transcode
+ *   npm run bench:transcode            BENCH_ROUNDS=5 npm run bench:transcode
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { buildTranscodeArgs, LocalTranscoder } from '../src/media/transcode.js';
 const SOURCE_SECONDS = 20;
 const SEGMENT_SECONDS = 2;
 const PROFILES = '480p30,360p30,240p30';
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { StreamflowError } from '../node/errors.js';
+import { registerMediaCommands } from '../media/cli.js';
 import { registerChainCommands } from './chain-commands.js';
 
 export function buildProgram(): Command {
@@ -8,6 +9,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError();
   registerChainCommands(program);
+  registerMediaCommands(program);
   return program;
 }
 

@@ -45,6 +45,8 @@ const CSID_STATUS = 5;
 const SERVER_WINDOW = 5_000_000;
 /** Chunk size we send with: big enough that commands fit one chunk. */
 const SERVER_CHUNK_SIZE = 4096;
+/** Publishers use a handful of chunk streams; thousands is an attack on the per-stream state. */
+const MAX_CHUNK_STREAMS = 64;
 
 /** One complete RTMP message. */
 export interface RtmpMessage {
@@ -77,6 +79,8 @@ export class RtmpChunkReader {
   chunkSize = 128;
   private buf: Buffer = Buffer.alloc(0);
   private readonly streams = new Map<number, ChunkStreamState>();
+  /** Bytes of partly received messages across all chunk streams: bounded, or one peer could fill memory. */
+  private partial = 0;
 
   constructor(private readonly maxMessageBytes: number) {}
 
@@ -94,6 +98,7 @@ export class RtmpChunkReader {
   abort(csid: number): void {
     const s = this.streams.get(csid);
     if (s) {
+      this.partial -= s.received;
       s.chunks = [];
       s.received = 0;
     }
@@ -125,6 +130,7 @@ export class RtmpChunkReader {
     let state = this.streams.get(csid);
     if (!state) {
       if (fmt !== 0) throw new RtmpProtocolError(`chunk stream ${csid} starts without a full header`);
+      if (this.streams.size >= MAX_CHUNK_STREAMS) throw new RtmpProtocolError('too many chunk streams');
       state = {
         timestamp: 0,
         delta: 0,
@@ -176,8 +182,13 @@ export class RtmpChunkReader {
     }
     state.chunks.push(b.subarray(p, p + size));
     state.received += size;
+    this.partial += size;
+    if (this.partial > 2 * this.maxMessageBytes) {
+      throw new RtmpProtocolError('too many bytes in unfinished messages');
+    }
     this.buf = b.subarray(p + size);
     if (state.received >= length) {
+      this.partial -= state.received;
       const payload = state.chunks.length === 1 ? (state.chunks[0] as Buffer) : Buffer.concat(state.chunks);
       state.chunks = [];
       state.received = 0;
@@ -275,6 +286,8 @@ export class RtmpServer {
   async start(): Promise<AddressInfo> {
     if (this.server) return this.address();
     const server = createServer((socket) => this.accept(socket));
+    // Connections that never publish are dropped after the handshake timeout; cap how many can wait meanwhile.
+    server.maxConnections = this.options.maxPublishers * 2 + 16;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

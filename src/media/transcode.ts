@@ -1,6 +1,7 @@
 import type { Logger } from '../node/logger.js';
 import { FfmpegError, SegmentFormatError } from './errors.js';
 import { lastLines, type MediaTools, runFfmpeg } from './ffmpeg.js';
+import type { MediaMetrics } from './metrics.js';
 import { analyzeTs, type TsAnalysis } from './mpegts.js';
 import {
   defaultTranscodeOptions,
@@ -74,6 +75,7 @@ export interface SegmentTranscoder {
 export interface LocalTranscoderDeps {
   tools: MediaTools;
   logger?: Logger;
+  metrics?: MediaMetrics;
 }
 
 /**
@@ -104,7 +106,28 @@ export class LocalTranscoder implements SegmentTranscoder {
     profiles: readonly Profile[],
     opts: { signal?: AbortSignal | undefined } = {},
   ): Promise<TranscodeResult> {
+    const metrics = this.deps.metrics;
     const started = performance.now();
+    try {
+      const result = await this.run(segment, profiles, opts, started);
+      metrics?.transcodeSeconds.observe({ outcome: 'ok' }, result.timings.totalMs / 1000);
+      metrics?.transcodedPixels.inc(result.renditions.reduce((sum, r) => sum + r.pixels, 0));
+      return result;
+    } catch (err) {
+      const outcome =
+        err instanceof SegmentFormatError ? 'rejected' : opts.signal?.aborted ? 'aborted' : 'failed';
+      metrics?.transcodeSeconds.observe({ outcome }, (performance.now() - started) / 1000);
+      if (err instanceof SegmentFormatError) metrics?.rejectedSegments.inc({ reason: err.details.reason });
+      throw err;
+    }
+  }
+
+  private async run(
+    segment: Uint8Array,
+    profiles: readonly Profile[],
+    opts: { signal?: AbortSignal | undefined },
+    started: number,
+  ): Promise<TranscodeResult> {
     opts.signal?.throwIfAborted();
     if (profiles.length === 0) throw new RangeError('transcode needs at least one profile');
     const analysis = validateSegment(segment, this.options.limits);

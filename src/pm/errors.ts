@@ -48,7 +48,10 @@ export interface InsufficientCreditDetails {
 }
 
 /** Work refused because the session's ticket credit does not cover it. Crosses the wire. */
-export class InsufficientCreditError extends StreamflowError<'InsufficientCredit', InsufficientCreditDetails> {
+export class InsufficientCreditError extends StreamflowError<
+  'InsufficientCredit',
+  InsufficientCreditDetails
+> {
   constructor(details: InsufficientCreditDetails) {
     super(
       'InsufficientCredit',
@@ -72,7 +75,10 @@ export type UnsafeTicketParamsCode =
   | 'TooManyTickets';
 
 /** Ticket params the sender will not sign against. */
-export class UnsafeTicketParamsError extends StreamflowError<UnsafeTicketParamsCode, Record<string, unknown>> {}
+export class UnsafeTicketParamsError extends StreamflowError<
+  UnsafeTicketParamsCode,
+  Record<string, unknown>
+> {}
 
 /** The recipient's secret file exists but cannot be used. */
 export class SecretFileError extends StreamflowError<'SecretFileInvalid', { path: string }> {}

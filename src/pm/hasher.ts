@@ -81,7 +81,8 @@ export class TicketHasher {
     writeUint256(struct, 128, fields.winProb);
     const randHash = hexToBytes(fields.recipientRandHash);
     const blockHash = hexToBytes(fields.creationRoundBlockHash);
-    if (randHash.length !== 32 || blockHash.length !== 32) throw new RangeError('ticket hashes must be 32 bytes');
+    if (randHash.length !== 32 || blockHash.length !== 32)
+      throw new RangeError('ticket hashes must be 32 bytes');
     struct.set(randHash, 192);
     writeUint256(struct, 224, fields.creationRound);
     struct.set(blockHash, 256);

@@ -93,7 +93,10 @@ export function createPMMetrics(registry: Registry): PMMetrics {
 }
 
 /** Sets the queue gauge from the store's counts per status. */
-export function setQueueGauge(metrics: PMMetrics | undefined, counts: Record<WinningTicketStatus, number>): void {
+export function setQueueGauge(
+  metrics: PMMetrics | undefined,
+  counts: Record<WinningTicketStatus, number>,
+): void {
   if (!metrics) return;
   for (const [status, count] of Object.entries(counts)) metrics.queueTickets.set({ status }, count);
 }

@@ -2,9 +2,9 @@ import { createHmac, randomBytes } from 'node:crypto';
 import secp256k1 from 'secp256k1';
 import { type Address, bytesToHex, type Hex, hexToBytes } from 'viem';
 import { sleep } from '../node/abort.js';
-import { silentLogger, type Logger } from '../node/logger.js';
+import { type Logger, silentLogger } from '../node/logger.js';
 import { ErrorBudget } from './error-budget.js';
-import { type PaymentErrorCode, PaymentError } from './errors.js';
+import { PaymentError, type PaymentErrorCode } from './errors.js';
 import { type PreparedTicket, TicketHasher, writeUint256 } from './hasher.js';
 import { keccak256Into } from './keccak.js';
 import { CreditLedger } from './ledger.js';
@@ -30,7 +30,12 @@ const HASH_RE = /^0x[0-9a-fA-F]{64}$/;
 /** The parts of the store the recipient writes. */
 export type RecipientStore = Pick<
   PMStore,
-  'insertWinningTickets' | 'isRandRetired' | 'saveNonceMarks' | 'loadNonceMarks' | 'pruneNonceMarks' | 'outstandingBySender'
+  | 'insertWinningTickets'
+  | 'isRandRetired'
+  | 'saveNonceMarks'
+  | 'loadNonceMarks'
+  | 'pruneNonceMarks'
+  | 'outstandingBySender'
 >;
 
 export interface RecipientInit extends Partial<RecipientOptions> {
@@ -195,7 +200,9 @@ export class Recipient {
     this.options = withDefaults(defaultRecipientOptions, rest);
     this.options.errorBudget = withDefaults(this.options.errorBudget, rest.errorBudget);
     if (this.options.ticketValidityRounds <= this.options.paramsValidityRounds) {
-      throw new RangeError('ticketValidityRounds must exceed paramsValidityRounds, or accepted tickets could expire unredeemed');
+      throw new RangeError(
+        'ticketValidityRounds must exceed paramsValidityRounds, or accepted tickets could expire unredeemed',
+      );
     }
     if (deps.secret.length !== 32) throw new RangeError('the recipient secret must be 32 bytes');
     this.address = address;
@@ -210,7 +217,12 @@ export class Recipient {
       deps.monitor ??
       new SenderMonitor(
         { senderInfoTtlMs: this.options.senderInfoTtlMs },
-        { chain: deps.chain, recipient: address, ...(deps.logger ? { logger: deps.logger } : {}), now: this.now },
+        {
+          chain: deps.chain,
+          recipient: address,
+          ...(deps.logger ? { logger: deps.logger } : {}),
+          now: this.now,
+        },
       );
     this.ledger = deps.ledger ?? new CreditLedger({}, { now: this.now });
     // HMAC input prefix: chain, broker and recipient, so one secret reused elsewhere yields other rands.
@@ -275,7 +287,11 @@ export class Recipient {
     for (const rec of this.records.values()) {
       if (!rec.nonces.dirty) continue;
       rec.nonces.dirty = false;
-      marks.push({ recipientRandHash: rec.randHashKey, maxNonce: rec.nonces.max, expiresAt: rec.params.expiresAt });
+      marks.push({
+        recipientRandHash: rec.randHashKey,
+        maxNonce: rec.nonces.max,
+        expiresAt: rec.params.expiresAt,
+      });
     }
     this.deps.store.saveNonceMarks(marks);
   }
@@ -289,7 +305,8 @@ export class Recipient {
         if (this.current.get(rec.senderKey) === rec) this.current.delete(rec.senderKey);
       }
     }
-    for (const [key, floor] of this.loadedMarks) if (this.records.has(key) || floor < 0n) this.loadedMarks.delete(key);
+    for (const [key, floor] of this.loadedMarks)
+      if (this.records.has(key) || floor < 0n) this.loadedMarks.delete(key);
     this.deps.store.pruneNonceMarks(now);
     this.budget.sweep(now);
     this.ledger.sweep(now);
@@ -316,7 +333,11 @@ export class Recipient {
   refreshChain(signal?: AbortSignal): Promise<void> {
     if (this.chainRead) return this.chainRead;
     const chain = this.deps.chain;
-    this.chainRead = Promise.all([chain.currentRound(signal), chain.gasPrice(signal), chain.estimateRedeemGas(signal)])
+    this.chainRead = Promise.all([
+      chain.currentRound(signal),
+      chain.gasPrice(signal),
+      chain.estimateRedeemGas(signal),
+    ])
       .then(([round, gasPrice, redeemGas]) => {
         this.setRound(round);
         this.gasPrice = gasPrice;
@@ -398,9 +419,16 @@ export class Recipient {
     return full;
   }
 
-  private reusable(cur: ParamsRecord, round: RoundInfo, faceValue: bigint, winProb: bigint, now: number): boolean {
+  private reusable(
+    cur: ParamsRecord,
+    round: RoundInfo,
+    faceValue: bigint,
+    winProb: bigint,
+    now: number,
+  ): boolean {
     const p = cur.params;
-    if (cur.retired || p.creationRound !== round.round || p.expiresAt - now <= this.options.reissueBeforeMs) return false;
+    if (cur.retired || p.creationRound !== round.round || p.expiresAt - now <= this.options.reissueBeforeMs)
+      return false;
     const bps = BigInt(this.options.reissueOnChangeBps);
     const near = (a: bigint, b: bigint) => (a > b ? a - b : b - a) * 10_000n <= b * bps;
     return near(p.faceValue, faceValue) && near(p.winProb, winProb);
@@ -469,7 +497,9 @@ export class Recipient {
     const p = payment?.params;
     const tickets = payment?.tickets;
     if (!p || typeof p !== 'object' || !Array.isArray(tickets) || typeof payment.sender !== 'string') {
-      this.refuse('InvalidPayment', 'Malformed payment: sender, params and tickets are required.', { sender: senderKey });
+      this.refuse('InvalidPayment', 'Malformed payment: sender, params and tickets are required.', {
+        sender: senderKey,
+      });
     }
     if (tickets.length === 0 || tickets.length > this.options.maxTicketsPerPayment) {
       this.refuse(
@@ -479,10 +509,14 @@ export class Recipient {
       );
     }
     if (lower(p.recipient) !== this.addressKey) {
-      this.refuse('InvalidRecipient', `Tickets name recipient ${String(p.recipient)}, this is ${this.address}.`, {
-        sender: senderKey,
-        recipient: p.recipient,
-      });
+      this.refuse(
+        'InvalidRecipient',
+        `Tickets name recipient ${String(p.recipient)}, this is ${this.address}.`,
+        {
+          sender: senderKey,
+          recipient: p.recipient,
+        },
+      );
     }
     const randKey = lower(p.recipientRandHash);
     let rec = this.records.get(randKey);
@@ -504,7 +538,8 @@ export class Recipient {
     } else {
       rec = this.verifyUnknown(p, senderKey, randKey);
     }
-    if (rec.retired) this.badCommitment(senderKey, 'recipientRand was revealed by a winning ticket; use the fresh params');
+    if (rec.retired)
+      this.badCommitment(senderKey, 'recipientRand was revealed by a winning ticket; use the fresh params');
     this.checkExpiry(rec.params, senderKey, now);
     return rec;
   }
@@ -534,7 +569,8 @@ export class Recipient {
       HASH_RE.test(p.creationRoundBlockHash);
     if (!wellFormed) this.badCommitment(senderKey, 'params are malformed or issued to another sender');
     const rand = this.deriveRand(p);
-    if (bytesToHex(keccak256Into(rand)) !== randKey) this.badCommitment(senderKey, 'not a commitment of this orchestrator');
+    if (bytesToHex(keccak256Into(rand)) !== randKey)
+      this.badCommitment(senderKey, 'not a commitment of this orchestrator');
     if (this.deps.store.isRandRetired(randKey)) {
       this.badCommitment(senderKey, 'recipientRand was revealed by a winning ticket; use the fresh params');
     }
@@ -542,21 +578,29 @@ export class Recipient {
   }
 
   private badCommitment(senderKey: string, why: string): never {
-    this.refuse('InvalidRecipientRandHash', `Unknown or retired recipientRandHash: ${why}. Ask for fresh params.`, {
-      sender: senderKey,
-      reason: why,
-    });
+    this.refuse(
+      'InvalidRecipientRandHash',
+      `Unknown or retired recipientRandHash: ${why}. Ask for fresh params.`,
+      {
+        sender: senderKey,
+        reason: why,
+      },
+    );
   }
 
   private checkExpiry(p: TicketParams, senderKey: string, now: number): void {
     const round = this.round;
     if (!round) return; // start() reads the round; unreachable once started
     if (p.creationRound > round.round) {
-      this.refuse('InvalidTicketExpiry', `Creation round ${p.creationRound} is ahead of round ${round.round}.`, {
-        sender: senderKey,
-        creationRound: p.creationRound,
-        currentRound: round.round,
-      });
+      this.refuse(
+        'InvalidTicketExpiry',
+        `Creation round ${p.creationRound} is ahead of round ${round.round}.`,
+        {
+          sender: senderKey,
+          creationRound: p.creationRound,
+          currentRound: round.round,
+        },
+      );
     }
     const known = this.roundHashes.get(p.creationRound);
     if (known !== undefined && known !== p.creationRoundBlockHash) {
@@ -591,19 +635,30 @@ export class Recipient {
     const state = this.monitor.get(senderKey);
     if (!state) return this.monitor.ensure(sender, signal);
     if (this.monitor.isStale(state)) {
-      this.monitor.refresh(sender).catch((err) => this.log.warn({ err, sender: senderKey }, 'sender read failed'));
+      this.monitor
+        .refresh(sender)
+        .catch((err) => this.log.warn({ err, sender: senderKey }, 'sender read failed'));
     }
     return state;
   }
 
   /** Sender-level checks against (cached) chain data. */
-  private async checkSender(sender: Address, senderKey: string, rec: ParamsRecord, signal?: AbortSignal): Promise<void> {
+  private async checkSender(
+    sender: Address,
+    senderKey: string,
+    rec: ParamsRecord,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const state = await this.senderState(sender, senderKey, signal);
     if (state.withdrawRound !== 0n) {
-      this.refuse('SenderUnlocking', `Sender ${senderKey} is unlocking its deposit; cancel the unlock to pay.`, {
-        sender: senderKey,
-        withdrawRound: state.withdrawRound,
-      });
+      this.refuse(
+        'SenderUnlocking',
+        `Sender ${senderKey} is unlocking its deposit; cancel the unlock to pay.`,
+        {
+          sender: senderKey,
+          withdrawRound: state.withdrawRound,
+        },
+      );
     }
     const coverage = this.monitor.coverage(senderKey) ?? 0n;
     if (rec.params.faceValue > coverage) {
@@ -695,7 +750,9 @@ export class Recipient {
     this.stats.ticketsAccepted += ok;
     const credited = BigInt(ok) * rec.ev;
     const balance =
-      ok > 0 ? this.ledger.credit(senderKey, ctx.session, credited) : this.ledger.balance(senderKey, ctx.session);
+      ok > 0
+        ? this.ledger.credit(senderKey, ctx.session, credited)
+        : this.ledger.balance(senderKey, ctx.session);
     if (this.deps.metrics) {
       if (ok > 0) this.deps.metrics.ticketsReceived.inc({ result: 'accepted' }, ok);
       for (const e of errors) this.deps.metrics.ticketsReceived.inc({ result: e.code });
@@ -729,7 +786,8 @@ export class Recipient {
     const buf = rec.winBuf;
     const sig = t.signature;
     if (typeof sig === 'string') {
-      if (sig.length !== 132 || sig.charCodeAt(0) !== 48 || (sig.charCodeAt(1) | 0x20) !== 120) return 'InvalidSignature';
+      if (sig.length !== 132 || sig.charCodeAt(0) !== 48 || (sig.charCodeAt(1) | 0x20) !== 120)
+        return 'InvalidSignature';
       if (buf.write(sig.slice(2), 0, 65, 'hex') !== 65) return 'InvalidSignature';
     } else if (sig instanceof Uint8Array && sig.length === 65) {
       buf.set(sig, 0);

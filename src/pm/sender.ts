@@ -1,12 +1,18 @@
 import secp256k1 from 'secp256k1';
 import { type Address, bytesToHex, getAddress, keccak256 } from 'viem';
-import { silentLogger, type Logger } from '../node/logger.js';
-import { UnsafeTicketParamsError, type UnsafeTicketParamsCode } from './errors.js';
+import { type Logger, silentLogger } from '../node/logger.js';
+import { type UnsafeTicketParamsCode, UnsafeTicketParamsError } from './errors.js';
 import { type PreparedTicket, TicketHasher } from './hasher.js';
 import type { PMMetrics } from './metrics.js';
 import { defaultSenderOptions, type SenderOptions, withDefaults } from './options.js';
 import { signDigestBytes, type TicketDomain, ticketExpectedValue } from './ticket.js';
-import { type Payment, type PaymentTicket, paymentTicket, type SenderFunds, type TicketParams } from './types.js';
+import {
+  type Payment,
+  type PaymentTicket,
+  paymentTicket,
+  type SenderFunds,
+  type TicketParams,
+} from './types.js';
 
 export interface SenderInit extends Partial<SenderOptions> {
   /** The broadcaster's 32-byte secp256k1 private key; its address is the ticket sender. */
@@ -104,7 +110,8 @@ export class Sender {
       });
     }
     const deposit = this.deps.funds.deposit();
-    const maxFaceValue = (deposit * 10_000n) / BigInt(Math.max(1, Math.round(this.options.depositMultiplier * 10_000)));
+    const maxFaceValue =
+      (deposit * 10_000n) / BigInt(Math.max(1, Math.round(this.options.depositMultiplier * 10_000)));
     if (params.faceValue > maxFaceValue) {
       this.unsafe(
         'FaceValueTooHigh',
@@ -115,7 +122,9 @@ export class Sender {
     }
     const ev = ticketExpectedValue(params.faceValue, params.winProb);
     if (ev === 0n) {
-      this.unsafe('InvalidTicketParams', 'Params whose tickets are worth 0 wei on average pay nothing.', { recipient });
+      this.unsafe('InvalidTicketParams', 'Params whose tickets are worth 0 wei on average pay nothing.', {
+        recipient,
+      });
     }
     if (ev > this.options.maxExpectedValue) {
       this.unsafe(
@@ -160,7 +169,11 @@ export class Sender {
     const key = params.recipientRandHash.toLowerCase();
     let st = this.rands.get(key);
     if (!st) {
-      st = { next: 1n, prepared: this.hasher.prepare(paymentTicket(params, 0n)), expiresAt: params.expiresAt };
+      st = {
+        next: 1n,
+        prepared: this.hasher.prepare(paymentTicket(params, 0n)),
+        expiresAt: params.expiresAt,
+      };
       this.rands.set(key, st);
     }
     const tickets: PaymentTicket[] = new Array(n);

@@ -175,7 +175,9 @@ export class PMStore {
         `SELECT * FROM pm_winning_tickets WHERE status = 'pending' AND next_attempt_at <= ?
          ORDER BY expires_round, id LIMIT ?`,
       ),
-      nextDue: db.prepare("SELECT MIN(next_attempt_at) FROM pm_winning_tickets WHERE status = 'pending'").pluck(),
+      nextDue: db
+        .prepare("SELECT MIN(next_attempt_at) FROM pm_winning_tickets WHERE status = 'pending'")
+        .pluck(),
       setStatus: db.prepare(
         `UPDATE pm_winning_tickets SET status = @status, last_error = @error, tx_hash = @txHash,
           settled_at = @settledAt WHERE id = @id`,

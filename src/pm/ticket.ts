@@ -74,7 +74,11 @@ export function signDigest(digest: Hex, privateKey: Uint8Array): Hex {
 }
 
 /** `signDigest` on bytes: signs a 32-byte digest into `out` (65 bytes, r ‖ s ‖ v), without hex round trips. */
-export function signDigestBytes(digest: Uint8Array, privateKey: Uint8Array, out = new Uint8Array(65)): Uint8Array {
+export function signDigestBytes(
+  digest: Uint8Array,
+  privateKey: Uint8Array,
+  out = new Uint8Array(65),
+): Uint8Array {
   // libsecp256k1 always produces low-s signatures (RFC 6979 nonces, normalised s).
   const { recid } = secp256k1.ecdsaSign(digest, privateKey, {}, out.subarray(0, 64));
   out[64] = 27 + recid;

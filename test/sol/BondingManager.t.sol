@@ -444,7 +444,7 @@ contract BondingManagerTest is Fixture {
     }
 
     function test_unbond_revertsWhenNeverBonded() public {
-        vm.expectRevert();
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.NotBonded.selector, d1));
         vm.prank(d1);
         bm.unbond(1);
     }
@@ -851,17 +851,19 @@ contract BondingManagerTest is Fixture {
         vm.deal(broker, 1 ether);
         vm.prank(broker);
         minter.depositETH{value: 1 ether}();
+        uint256 r = _round();
         vm.expectEmit(address(bm));
-        emit IBondingManager.FeesCredited(o1, 1 ether, _round());
+        emit IBondingManager.FeesCredited(o1, 1 ether, r);
         vm.prank(broker);
-        bm.updateOrchestratorWithFees(o1, 1 ether, _round());
+        bm.updateOrchestratorWithFees(o1, 1 ether, r);
     }
 
     function test_updateOrchestratorWithFees_revertsWhenCallerNotTicketBroker() public {
         _registerOrchestrator(o1, SELF_STAKE, 0, 500_000);
+        uint256 r = _round();
         vm.expectRevert(abi.encodeWithSelector(IBondingManager.OnlyTicketBroker.selector, d1));
         vm.prank(d1);
-        bm.updateOrchestratorWithFees(o1, 1 ether, _round());
+        bm.updateOrchestratorWithFees(o1, 1 ether, r);
     }
 
     function test_updateOrchestratorWithFees_revertsWhenRoundInFuture() public {
@@ -948,6 +950,12 @@ contract BondingManagerTest is Fixture {
         bm.withdrawFees(payable(d1), 1);
     }
 
+    function test_withdrawFees_revertsForZeroRecipient() public {
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.ZeroAddress.selector));
+        vm.prank(d1);
+        bm.withdrawFees(payable(address(0)), 0);
+    }
+
     function test_withdrawFees_orchestratorWithdrawsItsCut() public {
         _registerOrchestrator(o1, 1000 ether, 0, 500_000);
         _bond(d1, 3000 ether, o1);
@@ -1029,8 +1037,11 @@ contract BondingManagerTest is Fixture {
         bm.claimEarnings();
         vm.prank(d2);
         bm.claimEarnings();
-        assertApproxEqAbs(bm.getDelegator(d1).bondedAmount, bm.getDelegator(d2).bondedAmount, 13, "stake");
-        assertApproxEqAbs(bm.getDelegator(d1).fees, bm.getDelegator(d2).fees, 13, "fees");
+        // Each of d1's 13 claims may round its two stake parts down by a wei each; claiming often never gains.
+        assertLe(bm.getDelegator(d1).bondedAmount, bm.getDelegator(d2).bondedAmount, "frequent claims gain stake");
+        assertLe(bm.getDelegator(d1).fees, bm.getDelegator(d2).fees, "frequent claims gain fees");
+        assertApproxEqAbs(bm.getDelegator(d1).bondedAmount, bm.getDelegator(d2).bondedAmount, 26, "stake");
+        assertApproxEqAbs(bm.getDelegator(d1).fees, bm.getDelegator(d2).fees, 26, "fees");
     }
 
     function test_claimEarnings_revertsWhenRoundNotInitialized() public {

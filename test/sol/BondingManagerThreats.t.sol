@@ -385,11 +385,12 @@ contract BondingManagerThreatsTest is Fixture {
 
     function test_thirdParty_cannotSlashOrCreditFees() public {
         _victimSetup();
+        uint256 r = _round();
         vm.startPrank(attacker);
         vm.expectRevert(abi.encodeWithSelector(IBondingManager.NotVerifier.selector, attacker));
         bm.slash(o1, PPM, attacker);
         vm.expectRevert(abi.encodeWithSelector(IBondingManager.OnlyTicketBroker.selector, attacker));
-        bm.updateOrchestratorWithFees(o1, 1 ether, _round());
+        bm.updateOrchestratorWithFees(o1, 1 ether, r);
         vm.expectRevert(abi.encodeWithSelector(IBondingManager.OnlyRoundsManager.selector, attacker));
         bm.setCurrentRoundTotalActiveStake();
         vm.stopPrank();
@@ -465,6 +466,66 @@ contract BondingManagerThreatsTest is Fixture {
         assertLe(bm.getTotalBonded(), (n + 1) * 12, "only rounding dust left bonded");
     }
 
+    /// @dev Found by fuzzing: 1 % rewards per round on a 1M LPT orchestrator with two small delegators that claim
+    /// at different rounds. Pending stakes must never add up to more than the orchestrator's stake, else the last
+    /// account to leave cannot unbond what `pendingStake` shows.
+    function test_rounding_pendingStakesNeverExceedStakeSoEveryoneCanLeave() public {
+        _registerOrchestrator(o1, 1_000_000 ether, 100_000, 0);
+        _bond(d1, 45_544_559_446_828_514, o1);
+        _bond(d2, 5_204_252_684_197_890_788, o1);
+        for (uint256 r = 0; r < 8; r++) {
+            _nextRound();
+            _reward(o1);
+            if (r == 2 || r == 3) {
+                vm.prank(d1);
+                bm.claimEarnings();
+            }
+            if (r == 0 || r == 7) {
+                vm.prank(d2);
+                bm.claimEarnings();
+            }
+            assertLe(
+                bm.pendingStake(o1) + bm.pendingStake(d1) + bm.pendingStake(d2),
+                bm.orchestratorTotalStake(o1),
+                string.concat("pending stakes exceed the orchestrator's stake after round ", vm.toString(r))
+            );
+        }
+        _unbond(d1, bm.pendingStake(d1));
+        _unbond(d2, bm.pendingStake(d2));
+        _unbond(o1, bm.pendingStake(o1)); // the last one out
+        assertEq(bm.pendingStake(o1), 0, "orchestrator left with everything");
+    }
+
+    function testFuzz_rounding_pendingStakesNeverExceedOrchestratorStake(
+        uint256 selfStake,
+        uint256 a,
+        uint256 b,
+        uint8 claims
+    ) public {
+        selfStake = bound(selfStake, 1_000_000 ether, 3_000_000 ether);
+        a = bound(a, 1, 3_000_000 ether);
+        b = bound(b, 1, 3_000_000 ether);
+        _registerOrchestrator(o1, selfStake, 100_000, 0);
+        _bond(d1, a, o1);
+        _bond(d2, b, o1);
+        for (uint256 r = 0; r < 8; r++) {
+            _nextRound();
+            _reward(o1);
+            if ((claims >> r) & 1 == 1) {
+                vm.prank(d1);
+                bm.claimEarnings();
+            } else {
+                vm.prank(d2);
+                bm.claimEarnings();
+            }
+            assertLe(
+                bm.pendingStake(o1) + bm.pendingStake(d1) + bm.pendingStake(d2),
+                bm.orchestratorTotalStake(o1),
+                "pending stakes exceed the orchestrator's stake"
+            );
+        }
+    }
+
     function test_rounding_claimAcrossRoundsWithoutPoolsMatchesRewardedRounds() public {
         _registerOrchestrator(o1, 1000 ether, 0, 0);
         _bond(d1, 1000 ether, o1);
@@ -517,7 +578,7 @@ contract BondingManagerThreatsTest is Fixture {
         uint256 fees
     ) public {
         n = bound(n, 2, 8);
-        perAccount = bound(perAccount, 1, 1e24);
+        perAccount = bound(perAccount, 1, 100_000 ether);
         rewardCut = bound(rewardCut, 0, PPM);
         feeShare = bound(feeShare, 0, PPM);
         fees = bound(fees, 1, 100 ether);
@@ -551,8 +612,9 @@ contract BondingManagerThreatsTest is Fixture {
         uint256 wholeFees = bm.pendingFees(whale);
         assertLe(splitStake, wholeStake + n, "splitting gained stake beyond n wei");
         assertLe(splitFees, wholeFees + n, "splitting gained fees beyond n wei");
-        assertApproxEqAbs(splitStake, wholeStake, n * (rounds_ + 1), "splitting lost more than rounding");
-        assertApproxEqAbs(splitFees, wholeFees, n * (rounds_ + 1), "splitting lost fees beyond rounding");
+        // Losing is allowed within rounding: each claim rounds each of an account's two stake parts down.
+        assertApproxEqAbs(splitStake, wholeStake, n * 2 * (rounds_ + 1), "splitting lost more than rounding");
+        assertApproxEqAbs(splitFees, wholeFees, n * 2 * (rounds_ + 1), "splitting lost fees beyond rounding");
     }
 
     // =========================================================================================================

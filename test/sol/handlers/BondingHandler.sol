@@ -36,8 +36,9 @@ contract BondingHandler {
     uint256 public ghostSlashed; // LPT taken by slash (burned + finder's fee)
     uint256 public ghostFeesCredited; // wei deposited with the Minter and credited
     uint256 public ghostFeesPaid; // wei paid by withdrawFees
-    /// @dev Upper bound of rewards minted for stake that left its orchestrator earlier in the same round: the
-    /// reward is computed on the stake at the round's start (spec), so that share has no owner.
+    /// @dev Upper bound of rewards minted for stake nobody owns: the reward is computed on the stake at the round's
+    /// start (spec), so the share of stake that left earlier in the round has no owner, and stays in the
+    /// orchestrator's stake where it earns (unowned) again in later rounds.
     uint256 public ghostUnownedRewardBound;
     uint256 public ghostStakeCalls; // successful stake-changing calls (each may round down ≤ 2 wei per part)
     uint256 public ghostRewardCalls;
@@ -279,6 +280,9 @@ contract BondingHandler {
         uint256 c = rounds.currentRound();
         (uint256 poolStake,,) = bm.getEarningsPool(o, c);
         if (poolStake == 0) poolStake = bm.orchestratorTotalStake(o);
+        // Stake in the round's snapshot that no delegator owns: stake that left this round, plus the gap between
+        // the orchestrator's stake and its delegators' (earlier unowned rewards, which earn again).
+        uint256 unowned = _removedThisRound[o] + _unownedStake(o);
         uint256 supply = token.totalSupply();
         _before();
         vm.prank(o);
@@ -287,9 +291,9 @@ contract BondingHandler {
             ghostRewardCalls++;
             uint256 minted = token.totalSupply() - supply;
             ghostMinted += minted;
-            if (minted != 0 && _removedThisRound[o] != 0) {
-                uint256 removed = _removedThisRound[o] < poolStake ? _removedThisRound[o] : poolStake;
-                ghostUnownedRewardBound += minted * removed / poolStake + 1;
+            if (minted != 0 && unowned != 0) {
+                if (unowned > poolStake) unowned = poolStake;
+                ghostUnownedRewardBound += minted * unowned / poolStake + 1;
             }
             _after(o, 0, 0, o, address(0), address(0));
         } catch {
@@ -443,6 +447,15 @@ contract BondingHandler {
                 _fail("withdrawFees changed another account's fees");
             }
         }
+    }
+
+    function _unownedStake(address o) internal view returns (uint256) {
+        uint256 owned;
+        for (uint256 i = 0; i < actors.length; i++) {
+            if (bm.getDelegator(actors[i]).delegate == o) owned += bm.pendingStake(actors[i]);
+        }
+        uint256 total = bm.orchestratorTotalStake(o);
+        return total > owned ? total - owned : 0;
     }
 
     function _fail(string memory what) internal {

@@ -55,6 +55,15 @@ describe('ffmpeg binaries', () => {
     expect((err as FfmpegError).message).toMatch(/No such file/);
   });
 
+  it('reports a binary that cannot start as FfmpegSpawnFailed', async () => {
+    const err = await runFfmpeg(join(tmp.dir, 'absent'), {
+      args: [],
+      input: Buffer.alloc(8),
+      outputPipes: 1,
+    }).catch((e: unknown) => e);
+    expect((err as FfmpegError).code).toBe('FfmpegSpawnFailed');
+  });
+
   it('kills a run that exceeds its timeout and leaves no process behind', async () => {
     const stdin = new PassThrough(); // never ends: ffmpeg waits on it forever
     const proc = new FfmpegProcess(tools.ffmpeg, {

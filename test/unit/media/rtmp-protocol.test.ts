@@ -119,4 +119,16 @@ describe('RTMP chunk stream', () => {
     expect(() => reader.push(wire)).toThrow(RtmpProtocolError);
     expect(() => new RtmpChunkReader(1000).push(Buffer.from([0xc4, 1, 2, 3]))).toThrow(RtmpProtocolError);
   });
+
+  it('bounds what unfinished messages across chunk streams may hold', () => {
+    const reader = new RtmpChunkReader(1000);
+    // First chunks (128 bytes each) of 900-byte messages on many chunk streams, none ever finished.
+    const firstChunks = Array.from({ length: 20 }, (_, i) =>
+      encodeRtmpMessage(
+        { csid: 3 + i, type: 9, streamId: 1, timestamp: 0, payload: Buffer.alloc(900) },
+        128,
+      ).subarray(0, 12 + 128),
+    );
+    expect(() => reader.push(Buffer.concat(firstChunks))).toThrow(/unfinished messages/);
+  });
 });

@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FfmpegError, SegmentFormatError } from '../../../src/media/errors.js';
+import { createMediaMetrics } from '../../../src/media/metrics.js';
 import { analyzeTs, PTS_HZ } from '../../../src/media/mpegts.js';
 import { defaultSegmentLimits } from '../../../src/media/options.js';
 import { type Profile, resolveProfiles } from '../../../src/media/profiles.js';
@@ -167,6 +169,21 @@ describe('LocalTranscoder', () => {
       (e: unknown) => (e as SegmentFormatError).code,
     );
     expect([profiles.length, 'SegmentFormatDidntMatchJobInputParams']).toContain(outcome);
+  });
+
+  it('reports time, pixels and rejections as Prometheus metrics', async () => {
+    const registry = new Registry();
+    const counted = new LocalTranscoder(
+      { preset: 'ultrafast' },
+      { tools, metrics: createMediaMetrics(registry) },
+    );
+    const r = await counted.transcode((wide25[0] as Segment).bytes, profiles);
+    await counted.transcode(Buffer.from('nope'), profiles).catch(() => undefined);
+    const text = await registry.metrics();
+    const pixels = r.renditions.reduce((a, x) => a + x.pixels, 0);
+    expect(text).toContain(`streamflow_media_transcoded_pixels_total ${pixels}`);
+    expect(text).toContain('streamflow_media_rejected_segments_total{reason="NotMpegTs"} 1');
+    expect(text).toMatch(/streamflow_media_transcode_seconds_count\{outcome="ok"\} 1/);
   });
 
   it('is bounded by its timeout', async () => {
