@@ -37,7 +37,7 @@ describe('staking through the typed chain client', () => {
   it('reports a bond to an unregistered address by its contract error name', async () => {
     const c = streamflowContracts(d, devnet.manifest);
     await c.token.write.approve([devnet.manifest.contracts.BondingManager, parseEther('1')]).then(done(d, 'approve'));
-    const err = await c.bondingManager.simulate.bond([parseEther('1'), o.account.address], { account: d.account }).catch((e: unknown) => e);
+    const err = await c.bondingManager.simulate.bond([parseEther('1'), o.account.address], { account: d.account.address }).catch((e: unknown) => e);
     expect(revertErrorName(err)).toBe('NotRegisteredOrchestrator');
   });
 
@@ -84,7 +84,7 @@ describe('staking through the typed chain client', () => {
     const c = streamflowContracts(d, devnet.manifest);
     await c.bondingManager.write.unbond([parseEther('100')]).then(done(d, 'unbond'));
     const lock = await c.bondingManager.read.getUnbondingLock([d.account.address, 0n]);
-    const early = await c.bondingManager.simulate.withdrawStake([0n], { account: d.account }).catch((e: unknown) => e);
+    const early = await c.bondingManager.simulate.withdrawStake([0n], { account: d.account.address }).catch((e: unknown) => e);
     expect(revertErrorName(early)).toBe('UnbondingLockNotWithdrawable');
     const before = await c.token.read.balanceOf([d.account.address]);
     let round = await nextRound();

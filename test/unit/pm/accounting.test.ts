@@ -18,7 +18,10 @@ describe('CreditLedger', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(InsufficientCreditError);
-    expect(err).toMatchObject({ code: 'InsufficientCredit', details: { balance: 250n, required: 251n, session: 's' } });
+    expect(err).toMatchObject({
+      code: 'InsufficientCredit',
+      details: { balance: 250n, required: 251n, session: 's' },
+    });
     expect(ledger.balance('0xA', 's')).toBe(250n);
     expect(() => ledger.require('0xA', 'other', 1n)).toThrow(InsufficientCreditError);
     expect(ledger.balance('0xA', 'other')).toBe(0n);
@@ -33,7 +36,9 @@ describe('CreditLedger', () => {
   it('balance = credits − accepted debits and never goes negative (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.boolean(), fc.constantFrom('a', 'b'), fc.bigInt({ min: 0n, max: 1_000n })), { maxLength: 200 }),
+        fc.array(fc.tuple(fc.boolean(), fc.constantFrom('a', 'b'), fc.bigInt({ min: 0n, max: 1_000n })), {
+          maxLength: 200,
+        }),
         (ops) => {
           const ledger = new CreditLedger();
           const model = new Map<string, bigint>();
@@ -70,16 +75,20 @@ describe('CreditLedger', () => {
 describe('NonceWindow', () => {
   it('never accepts a nonce twice, whatever the order (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.bigInt({ min: 0n, max: 300n }), { maxLength: 400 }), fc.integer({ min: 2, max: 64 }), (seq, w) => {
-        const win = new NonceWindow(w);
-        const accepted = new Set<bigint>();
-        for (const n of seq) {
-          if (win.has(n)) continue;
-          expect(accepted.has(n), `nonce ${n}`).toBe(false);
-          accepted.add(n);
-          win.add(n);
-        }
-      }),
+      fc.property(
+        fc.array(fc.bigInt({ min: 0n, max: 300n }), { maxLength: 400 }),
+        fc.integer({ min: 2, max: 64 }),
+        (seq, w) => {
+          const win = new NonceWindow(w);
+          const accepted = new Set<bigint>();
+          for (const n of seq) {
+            if (win.has(n)) continue;
+            expect(accepted.has(n), `nonce ${n}`).toBe(false);
+            accepted.add(n);
+            win.add(n);
+          }
+        },
+      ),
       { numRuns: 300, seed: 6 },
     );
   });

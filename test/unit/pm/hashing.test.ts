@@ -15,7 +15,11 @@ const ticket: fc.Arbitrary<Ticket> = fc.record({
   sender: address,
   faceValue: u256,
   winProb: u256,
-  senderNonce: fc.oneof(fc.bigInt({ min: 0n, max: 1000n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), u256),
+  senderNonce: fc.oneof(
+    fc.bigInt({ min: 0n, max: 1000n }),
+    fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    u256,
+  ),
   recipientRandHash: bytes32,
   creationRound: u256,
   creationRoundBlockHash: bytes32,
@@ -43,7 +47,9 @@ describe('keccak256Into', () => {
     const s = keccakState();
     keccakAbsorbBlock(s, data, 0);
     const copy = new Int32Array(s);
-    expect(bytesToHex(keccakFinish(copy, data, 136, 100, new Uint8Array(32)))).toBe(keccak256(data.subarray(0, 236)));
+    expect(bytesToHex(keccakFinish(copy, data, 136, 100, new Uint8Array(32)))).toBe(
+      keccak256(data.subarray(0, 236)),
+    );
   });
 });
 
@@ -59,12 +65,17 @@ describe('TicketHasher', () => {
   });
 
   it('reuses a prepared ticket across nonces', () => {
-    const hasher = new TicketHasher({ chainId: 1, verifyingContract: '0x0000000000000000000000000000000000000bad' });
+    const hasher = new TicketHasher({
+      chainId: 1,
+      verifyingContract: '0x0000000000000000000000000000000000000bad',
+    });
     fc.assert(
       fc.property(ticket, fc.array(u256, { minLength: 1, maxLength: 5 }), (t, nonces) => {
         const prepared = hasher.prepare(t);
         for (const senderNonce of nonces) {
-          expect(bytesToHex(hasher.digest(prepared, senderNonce))).toBe(ticketHash({ ...t, senderNonce }, hasher.domain));
+          expect(bytesToHex(hasher.digest(prepared, senderNonce))).toBe(
+            ticketHash({ ...t, senderNonce }, hasher.domain),
+          );
         }
       }),
       { numRuns: 100, seed: 3 },

@@ -78,7 +78,12 @@ export class FakeChain implements RecipientChain {
   async senderInfo(sender: Address): Promise<SenderInfo> {
     this.reads.sender++;
     return (
-      this.senders.get(sender.toLowerCase()) ?? { deposit: 0n, reserve: 0n, claimableReserve: 0n, withdrawRound: 0n }
+      this.senders.get(sender.toLowerCase()) ?? {
+        deposit: 0n,
+        reserve: 0n,
+        claimableReserve: 0n,
+        withdrawRound: 0n,
+      }
     );
   }
 
@@ -125,10 +130,22 @@ export interface Harness {
 
 /** A started recipient on an in-memory store and a fake chain, with `senders` funded. */
 export async function makeRecipient(
-  opts: Partial<RecipientInit> & { senders?: Address[]; store?: PMStore; secret?: Uint8Array; chain?: FakeChain; clock?: FakeClock } = {},
+  opts: Partial<RecipientInit> & {
+    senders?: Address[];
+    store?: PMStore;
+    secret?: Uint8Array;
+    chain?: FakeChain;
+    clock?: FakeClock;
+  } = {},
 ): Promise<Harness> {
-  const { senders = [], store = new PMStore(':memory:'), secret = secretA, chain = new FakeChain(), clock = new FakeClock(), ...init } =
-    opts;
+  const {
+    senders = [],
+    store = new PMStore(':memory:'),
+    secret = secretA,
+    chain = new FakeChain(),
+    clock = new FakeClock(),
+    ...init
+  } = opts;
   for (const s of senders) if (!chain.senders.has(s.toLowerCase())) chain.fund(s);
   const notified = { count: 0 };
   const recipient = new Recipient(
@@ -139,7 +156,12 @@ export async function makeRecipient(
   return { recipient, chain, clock, store, notified };
 }
 
-export function makeSender(label: string, funds: { deposit?: bigint; round?: bigint } = {}, init: Partial<SenderInit> = {}, clock?: FakeClock): Sender {
+export function makeSender(
+  label: string,
+  funds: { deposit?: bigint; round?: bigint } = {},
+  init: Partial<SenderInit> = {},
+  clock?: FakeClock,
+): Sender {
   return new Sender(
     { privateKey: keyFor(label), domain, ...init },
     {
@@ -150,7 +172,12 @@ export function makeSender(label: string, funds: { deposit?: bigint; round?: big
 }
 
 /** A payment signed through the reference path (viem hashTypedData + signDigest), independent of Sender. */
-export function referencePayment(params: TicketParams, nonces: bigint[], key: Uint8Array, d: TicketDomain = domain): Payment {
+export function referencePayment(
+  params: TicketParams,
+  nonces: bigint[],
+  key: Uint8Array,
+  d: TicketDomain = domain,
+): Payment {
   return {
     sender: params.sender,
     params,

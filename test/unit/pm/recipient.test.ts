@@ -58,7 +58,7 @@ describe('Recipient ticket params', () => {
     const { recipient, chain } = await harness({ expectedValue: 10n ** 12n });
     const p = await recipient.ticketParams(alice);
     expect(p.faceValue).toBe(100_000n * GWEI * 100n);
-    expect(p.winProb).toBe((10n ** 12n << 256n) / p.faceValue);
+    expect(p.winProb).toBe(((10n ** 12n) << 256n) / p.faceValue);
     expect(p.recipient).toBe(recipientAddress);
     expect(p.creationRound).toBe(chain.round.round);
     expect(p.creationRoundBlockHash).toBe(chain.round.blockHash);
@@ -144,19 +144,31 @@ describe('Recipient validation error codes', () => {
     ];
     let nonce = 10n;
     for (const [name, signature] of cases) {
-      const r = await recipient.receivePayment({ sender: alice, params: p, tickets: [{ senderNonce: nonce++, signature }] }, session);
-      expect(r.errors.map((e) => e.code), name).toEqual(['InvalidSignature']);
+      const r = await recipient.receivePayment(
+        { sender: alice, params: p, tickets: [{ senderNonce: nonce++, signature }] },
+        session,
+      );
+      expect(
+        r.errors.map((e) => e.code),
+        name,
+      ).toEqual(['InvalidSignature']);
       expect(r.accepted, name).toBe(0);
     }
     // The good signature, as bytes, still passes.
-    const ok = await recipient.receivePayment({ sender: alice, params: p, tickets: [{ senderNonce: 1n, signature: sig }] }, session);
+    const ok = await recipient.receivePayment(
+      { sender: alice, params: p, tickets: [{ senderNonce: 1n, signature: sig }] },
+      session,
+    );
     expect(ok.accepted).toBe(1);
   });
 
   it('InvalidSignature: a ticket signed for another TicketBroker or chain (THREATS.md 3)', async () => {
     const { recipient } = await harness(NEVER);
     const p = await recipient.ticketParams(alice);
-    for (const other of [{ ...domain, chainId: 1 }, { ...domain, verifyingContract: `0x${'c0'.repeat(20)}` as const }]) {
+    for (const other of [
+      { ...domain, chainId: 1 },
+      { ...domain, verifyingContract: `0x${'c0'.repeat(20)}` as const },
+    ]) {
       const r = await recipient.receivePayment(referencePayment(p, [5n], aliceKey, other), session);
       expect(r.errors.map((e) => e.code)).toEqual(['InvalidSignature']);
     }
@@ -166,7 +178,9 @@ describe('Recipient validation error codes', () => {
     const { recipient } = await harness(NEVER);
     const p = await recipient.ticketParams(alice);
     const other = { ...p, recipient: bob };
-    expect(await code(recipient.receivePayment(referencePayment(other, [1n], aliceKey), session))).toBe('InvalidRecipient');
+    expect(await code(recipient.receivePayment(referencePayment(other, [1n], aliceKey), session))).toBe(
+      'InvalidRecipient',
+    );
   });
 
   it('InvalidRecipientRandHash: unknown commitment, edited params, params of another sender', async () => {
@@ -257,7 +271,9 @@ describe('Recipient validation error codes', () => {
     const p = await recipient.ticketParams(alice);
     chain.fund(alice, { withdrawRound: 15n });
     recipient.monitor.update(alice, await chain.senderInfo(alice));
-    expect(await code(recipient.receivePayment(referencePayment(p, [1n], aliceKey), session))).toBe('SenderUnlocking');
+    expect(await code(recipient.receivePayment(referencePayment(p, [1n], aliceKey), session))).toBe(
+      'SenderUnlocking',
+    );
     expect(await code(recipient.ticketParams(alice))).toBe('SenderUnlocking');
   });
 
@@ -269,7 +285,12 @@ describe('Recipient validation error codes', () => {
 
     const p = await recipient.ticketParams(alice);
     // Alice drains her deposit and the active set grows: far less left than the face value.
-    recipient.monitor.update(alice, { deposit: 0n, reserve: ETH, claimableReserve: p.faceValue / 2n, withdrawRound: 0n });
+    recipient.monitor.update(alice, {
+      deposit: 0n,
+      reserve: ETH,
+      claimableReserve: p.faceValue / 2n,
+      withdrawRound: 0n,
+    });
     const err = await recipient.receivePayment(referencePayment(p, [1n], aliceKey), session).catch((e) => e);
     expect(err).toBeInstanceOf(PaymentError);
     expect(err.code).toBe('LowPMBalance');
@@ -279,11 +300,15 @@ describe('Recipient validation error codes', () => {
   it('InvalidPayment: no tickets, too many tickets, malformed', async () => {
     const { recipient } = await harness({ ...NEVER, maxTicketsPerPayment: 3 });
     const p = await recipient.ticketParams(alice);
-    expect(await code(recipient.receivePayment({ sender: alice, params: p, tickets: [] }, session))).toBe('InvalidPayment');
-    expect(await code(recipient.receivePayment(referencePayment(p, [1n, 2n, 3n, 4n], aliceKey), session))).toBe(
+    expect(await code(recipient.receivePayment({ sender: alice, params: p, tickets: [] }, session))).toBe(
       'InvalidPayment',
     );
-    expect(await code(recipient.receivePayment({ sender: alice } as unknown as Payment, session))).toBe('InvalidPayment');
+    expect(
+      await code(recipient.receivePayment(referencePayment(p, [1n, 2n, 3n, 4n], aliceKey), session)),
+    ).toBe('InvalidPayment');
+    expect(await code(recipient.receivePayment({ sender: alice } as unknown as Payment, session))).toBe(
+      'InvalidPayment',
+    );
   });
 });
 
@@ -307,14 +332,20 @@ describe('Recipient winning tickets', () => {
     expect(await code(recipient.receivePayment(referencePayment(p, [3n], aliceKey), session))).toBe(
       'InvalidRecipientRandHash',
     );
-    const next = await recipient.receivePayment(referencePayment(r.params as TicketParams, [1n], aliceKey), session);
+    const next = await recipient.receivePayment(
+      referencePayment(r.params as TicketParams, [1n], aliceKey),
+      session,
+    );
     expect(next.winners).toHaveLength(1);
   });
 });
 
 describe('Recipient error budget (THREATS.md 10)', () => {
   it('refuses a flooding sender without checking signatures while an honest sender keeps working', async () => {
-    const { recipient, clock } = await harness({ ...NEVER, errorBudget: { maxErrors: 5, windowMs: 60_000, refuseMs: 30_000 } });
+    const { recipient, clock } = await harness({
+      ...NEVER,
+      errorBudget: { maxErrors: 5, windowMs: 60_000, refuseMs: 30_000 },
+    });
     const pa = await recipient.ticketParams(alice);
     const pb = await recipient.ticketParams(bob);
     const junk = (i: number): Payment => ({
@@ -323,12 +354,18 @@ describe('Recipient error budget (THREATS.md 10)', () => {
       tickets: [{ senderNonce: BigInt(1000 + i), signature: signDigest(keccak256(toHex(i)), bobKey) }],
     });
     let i = 0;
-    for (; i < 6; i++) expect((await recipient.receivePayment(junk(i), session)).errors[0]?.code, `junk ${i}`).toBe('InvalidSignature');
+    for (; i < 6; i++)
+      expect((await recipient.receivePayment(junk(i), session)).errors[0]?.code, `junk ${i}`).toBe(
+        'InvalidSignature',
+      );
     const recoveries = recipient.stats.recoveries;
-    for (; i < 200; i++) expect(await code(recipient.receivePayment(junk(i), session)), `junk ${i}`).toBe('TooManyErrors');
+    for (; i < 200; i++)
+      expect(await code(recipient.receivePayment(junk(i), session)), `junk ${i}`).toBe('TooManyErrors');
     expect(recipient.stats.recoveries).toBe(recoveries);
     // Even Bob's valid tickets wait out the refusal …
-    expect(await code(recipient.receivePayment(referencePayment(pb, [1n], bobKey), session))).toBe('TooManyErrors');
+    expect(await code(recipient.receivePayment(referencePayment(pb, [1n], bobKey), session))).toBe(
+      'TooManyErrors',
+    );
     // … while Alice, on the same endpoint, is served throughout.
     expect((await recipient.receivePayment(referencePayment(pa, [1n], aliceKey), session)).accepted).toBe(1);
     clock.advance(30_001);
@@ -336,16 +373,26 @@ describe('Recipient error budget (THREATS.md 10)', () => {
   });
 
   it('payment-level errors count too, and a spoofer on another peer cannot get the sender refused', async () => {
-    const { recipient } = await harness({ ...NEVER, errorBudget: { maxErrors: 3, windowMs: 60_000, refuseMs: 60_000 } });
+    const { recipient } = await harness({
+      ...NEVER,
+      errorBudget: { maxErrors: 3, windowMs: 60_000, refuseMs: 60_000 },
+    });
     const pa = await recipient.ticketParams(alice);
     const forged = { ...pa, recipientRandHash: keccak256(toHex('forged')) };
     for (let i = 0; i < 4; i++) {
-      await recipient.receivePayment(referencePayment(forged, [1n], bobKey), { session: 'x', peer: 'attacker' }).catch(() => {});
+      await recipient
+        .receivePayment(referencePayment(forged, [1n], bobKey), { session: 'x', peer: 'attacker' })
+        .catch(() => {});
     }
     expect(
-      await code(recipient.receivePayment(referencePayment(pa, [1n], aliceKey), { session: 'x', peer: 'attacker' })),
+      await code(
+        recipient.receivePayment(referencePayment(pa, [1n], aliceKey), { session: 'x', peer: 'attacker' }),
+      ),
     ).toBe('TooManyErrors');
-    const ok = await recipient.receivePayment(referencePayment(pa, [1n], aliceKey), { session: 's', peer: 'alice' });
+    const ok = await recipient.receivePayment(referencePayment(pa, [1n], aliceKey), {
+      session: 's',
+      peer: 'alice',
+    });
     expect(ok.accepted).toBe(1);
   });
 });
@@ -359,7 +406,9 @@ describe('Recipient restart', () => {
       const store1 = new PMStore(`${dir}/pm.db`);
       const h1 = await makeRecipient({ senders: [alice], store: store1, chain, clock, ...NEVER });
       const p = await h1.recipient.ticketParams(alice);
-      expect((await h1.recipient.receivePayment(referencePayment(p, [1n, 2n, 3n], aliceKey), session)).accepted).toBe(3);
+      expect(
+        (await h1.recipient.receivePayment(referencePayment(p, [1n, 2n, 3n], aliceKey), session)).accepted,
+      ).toBe(3);
       // The maintenance loop's checkpoint, then a crash: nothing else reaches the disk.
       h1.recipient.checkpoint();
       await h1.recipient.stop();
@@ -373,7 +422,14 @@ describe('Recipient restart', () => {
       expect(replay.accepted).toBe(1);
 
       // Another secret (the file was lost) cannot vouch for those params.
-      const h3 = await makeRecipient({ senders: [alice], store: new PMStore(':memory:'), secret: new Uint8Array(32).fill(9), chain, clock, ...NEVER });
+      const h3 = await makeRecipient({
+        senders: [alice],
+        store: new PMStore(':memory:'),
+        secret: new Uint8Array(32).fill(9),
+        chain,
+        clock,
+        ...NEVER,
+      });
       harnesses.push(h3);
       expect(await code(h3.recipient.receivePayment(referencePayment(p, [5n], aliceKey), session))).toBe(
         'InvalidRecipientRandHash',
@@ -396,7 +452,9 @@ describe('Recipient restart', () => {
       { chain: h1.chain, store, secret: secretA, now: clock.now },
     );
     await h2.start();
-    expect(await code(h2.receivePayment(referencePayment(p, [2n], aliceKey), session))).toBe('InvalidRecipientRandHash');
+    expect(await code(h2.receivePayment(referencePayment(p, [2n], aliceKey), session))).toBe(
+      'InvalidRecipientRandHash',
+    );
     await h2.stop();
   });
 

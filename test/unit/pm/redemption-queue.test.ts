@@ -45,7 +45,10 @@ afterEach(async () => {
   }
 });
 
-function setup(options: ConstructorParameters<typeof RedemptionQueue>[0] = {}, store = new PMStore(':memory:')): Q {
+function setup(
+  options: ConstructorParameters<typeof RedemptionQueue>[0] = {},
+  store = new PMStore(':memory:'),
+): Q {
   const chain = new FakeChain();
   const clock = new FakeClock();
   const redeemer = new FakeRedeemer();
@@ -82,7 +85,11 @@ describe('RedemptionQueue', () => {
     add(q, [winner(1, 10n ** 16n, 11n), winner(2), winner(3), winner(4, 10n ** 16n, 9n), winner(5)]);
     const pass = await q.queue.processOnce();
     expect(pass).toMatchObject({ batches: 3, redeemed: 5, retried: 0, failed: 0, expired: 0 });
-    expect(q.redeemer.calls.map((c) => c.map((t) => Number(t.ticket.senderNonce)))).toEqual([[4, 2], [3, 5], [1]]);
+    expect(q.redeemer.calls.map((c) => c.map((t) => Number(t.ticket.senderNonce)))).toEqual([
+      [4, 2],
+      [3, 5],
+      [1],
+    ]);
     expect(q.store.summary().redeemed.count).toBe(5);
     expect(q.settled.every(([, o]) => o === 'redeemed')).toBe(true);
     expect((await q.queue.processOnce()).batches).toBe(0);

@@ -26,7 +26,10 @@ describe('SenderMonitor', () => {
     const chain = new FakeChain();
     const clock = new FakeClock();
     chain.fund(alice);
-    const m = new SenderMonitor({ senderInfoTtlMs: 1_000 }, { chain, recipient: recipientAddress, now: clock.now });
+    const m = new SenderMonitor(
+      { senderInfoTtlMs: 1_000 },
+      { chain, recipient: recipientAddress, now: clock.now },
+    );
     await Promise.all([m.ensure(alice), m.ensure(alice), m.ensure(alice)]);
     expect(chain.reads.sender).toBe(1);
     await m.ensure(alice);

@@ -67,7 +67,13 @@ describe('ticket signatures', () => {
     high.set(hexToBytes(toHex(N - s, { size: 32 })), 32);
     high[64] = sig[64] === 27 ? 28 : 27;
     // The twin is a valid ECDSA signature of the same digest; only the low-s rule tells them apart.
-    expect(secp256k1.ecdsaVerify(secp256k1.signatureNormalize(high.slice(0, 64)), hexToBytes(digest), secp256k1.publicKeyCreate(key))).toBe(true);
+    expect(
+      secp256k1.ecdsaVerify(
+        secp256k1.signatureNormalize(high.slice(0, 64)),
+        hexToBytes(digest),
+        secp256k1.publicKeyCreate(key),
+      ),
+    ).toBe(true);
     expect(recoverSigner(digest, bytesToHex(high))).toBeUndefined();
     const compact = new Uint8Array(sig.subarray(0, 64));
     if (sig[64] === 28) compact[32] = (compact[32] ?? 0) | 0x80;
