@@ -491,7 +491,10 @@ contract BondingManager is IBondingManager, Ownable {
 
     /// @dev Raises the pool's CRF by the delegators' part of `amount`:
     /// CRF_c = CRF_{c-1} * (1 + delegatorsReward / stakeAtRoundStart), rounded down. Returns the orchestrator's part:
-    /// its cut plus the rounding dust, which earns from the next round like new stake.
+    /// its cut plus the rounding dust, which earns from the next round like new stake. The delegators' part is
+    /// what the new factor gives `stakeAtRoundStart` rounded *up*: stakes not yet claimed are real numbers whose
+    /// sum may exceed the integer stake by a fraction, so rounding it down would let them claim a wei more than
+    /// the orchestrator holds.
     function _raiseRewardFactor(EarningsPool storage pool, uint256 stakeAtRoundStart, uint256 amount, uint256 rewardCut)
         private
         returns (uint256)
@@ -500,7 +503,7 @@ contract BondingManager is IBondingManager, Ownable {
         uint256 crf = pool.cumulativeRewardFactor;
         uint256 crfIncrease = Math.mulDiv(crf, delegatorsReward, stakeAtRoundStart);
         pool.cumulativeRewardFactor = (crf + crfIncrease).toUint128();
-        return amount - Math.mulDiv(crfIncrease, stakeAtRoundStart, crf);
+        return amount - Math.mulDiv(crfIncrease, stakeAtRoundStart, crf, Math.Rounding.Ceil);
     }
 
     /// @inheritdoc IBondingManager

@@ -58,7 +58,11 @@ export class RecipientEngine {
         store: this.store,
         chain: deps.chain,
         redeemer: deps.redeemer,
-        onSettled: (t) => recipient?.monitor.settlePending(t.ticket.sender, t.ticket.faceValue),
+        onSettled: (t, outcome) => {
+          recipient?.monitor.settlePending(t.ticket.sender, t.ticket.faceValue);
+          // A payment moved the sender's deposit and reserve: re-read them rather than wait for the TTL.
+          if (outcome === 'redeemed') recipient?.monitor.invalidate(t.ticket.sender);
+        },
         ...common,
       },
     );

@@ -31,11 +31,16 @@ export interface RecipientOptions {
    * cheaper gas below it. @default 2
    */
   redeemMargin: number;
-  /** Rounds after their creation round in which params are still accepted. @default 1 */
+  /**
+   * Rounds after their creation round in which params are still accepted; 0 = only in the creation round. A
+   * new round brings new params anyway (with the longest redemption window), and refusals for expired params
+   * carry fresh ones, so a round boundary costs an in-flight payment one retry, not the stream. @default 0
+   */
   paramsValidityRounds: number;
   /**
    * Rounds after its creation round in which the TicketBroker still pays a ticket; must match the contract
-   * and exceed `paramsValidityRounds`, so every accepted winning ticket leaves time to redeem it. @default 2
+   * and be ≥ `paramsValidityRounds` + 2, so a winning ticket accepted at the last moment still has one whole
+   * round to be redeemed. @default 2
    */
   ticketValidityRounds: number;
   /** Wall-clock life of params, ms. @default 600_000 */
@@ -68,7 +73,7 @@ export const defaultRecipientOptions: Readonly<RecipientOptions> = Object.freeze
   txCostMultiplier: 100,
   expectedValue: 1_000_000_000_000n,
   redeemMargin: 2,
-  paramsValidityRounds: 1,
+  paramsValidityRounds: 0,
   ticketValidityRounds: 2,
   paramsTtlMs: 600_000,
   reissueBeforeMs: 120_000,
@@ -82,7 +87,10 @@ export const defaultRecipientOptions: Readonly<RecipientOptions> = Object.freeze
 });
 
 export interface RedemptionQueueOptions {
-  /** Redeem only tickets whose face value is at least this many times the transaction cost. @default 2 */
+  /**
+   * Redeem only tickets whose face value is at least this many times the transaction cost — except in a
+   * ticket's last redeemable round, where any profit beats losing it. @default 2
+   */
   redeemMargin: number;
   /** Tickets per redemption transaction, at most. @default 20 */
   maxBatch: number;

@@ -199,9 +199,10 @@ export class Recipient {
     const { address, domain, ...rest } = init;
     this.options = withDefaults(defaultRecipientOptions, rest);
     this.options.errorBudget = withDefaults(this.options.errorBudget, rest.errorBudget);
-    if (this.options.ticketValidityRounds <= this.options.paramsValidityRounds) {
+    if (this.options.ticketValidityRounds < this.options.paramsValidityRounds + 2) {
       throw new RangeError(
-        'ticketValidityRounds must exceed paramsValidityRounds, or accepted tickets could expire unredeemed',
+        'ticketValidityRounds must be ≥ paramsValidityRounds + 2, or an accepted winning ticket could expire ' +
+          'before it can be redeemed',
       );
     }
     if (deps.secret.length !== 32) throw new RangeError('the recipient secret must be 32 bytes');
@@ -359,7 +360,10 @@ export class Recipient {
   private async chainFresh(signal?: AbortSignal): Promise<RoundInfo> {
     const stale = this.now() - Math.min(this.roundReadAt, this.gasReadAt) >= this.options.chainCacheMs;
     if (!this.round || this.gasReadAt === -Infinity) await this.refreshChain(signal);
-    else if (stale) this.refreshChain(signal).catch((err) => this.log.warn({ err }, 'chain read failed'));
+    else if (stale) {
+      // In the background, bound to the recipient's life rather than to this request.
+      this.refreshChain(this.controller?.signal).catch((err) => this.log.warn({ err }, 'chain read failed'));
+    }
     if (!this.round) throw new Error('current round unknown');
     return this.round;
   }
@@ -636,7 +640,7 @@ export class Recipient {
     if (!state) return this.monitor.ensure(sender, signal);
     if (this.monitor.isStale(state)) {
       this.monitor
-        .refresh(sender)
+        .refresh(sender, this.controller?.signal)
         .catch((err) => this.log.warn({ err, sender: senderKey }, 'sender read failed'));
     }
     return state;
@@ -699,6 +703,7 @@ export class Recipient {
       if (err instanceof PaymentError) {
         this.deps.metrics?.ticketsReceived.inc({ result: err.code }, payment?.tickets?.length ?? 0);
         this.charge(budgetKey, senderKey, now, 1);
+        await this.attachFreshParams(err, payment.sender, senderKey, signal);
       }
       throw err;
     }
@@ -766,6 +771,26 @@ export class Recipient {
       result.paramsError = err as Error;
     }
     return result;
+  }
+
+  /**
+   * Refusals that new params cure carry them in `details.params`, so the sender re-signs at once instead of
+   * losing the segment (a round boundary expires every params). Only for senders already known: an unknown
+   * one would cost a chain read per forged payment.
+   */
+  private async attachFreshParams(
+    err: PaymentError,
+    sender: Address,
+    senderKey: string,
+    signal?: AbortSignal,
+  ) {
+    const cured = ['TicketParamsExpired', 'InvalidRecipientRandHash', 'InvalidTicketExpiry'];
+    if (!cured.includes(err.code) || !this.monitor.get(senderKey)) return;
+    try {
+      err.details.params = await this.ticketParams(sender, signal);
+    } catch {
+      // The refusal stands on its own; the sender asks for params again.
+    }
   }
 
   private charge(budgetKey: string, senderKey: string, now: number, count: number): void {

@@ -186,9 +186,14 @@ export class RedemptionQueue {
       chain.gasPrice(signal),
       chain.estimateRedeemGas(signal),
     ]);
-    const minFaceValue = mulRatio(gasPrice * redeemGas, this.options.redeemMargin);
+    const txCost = gasPrice * redeemGas;
+    const minFaceValue = mulRatio(txCost, this.options.redeemMargin);
     const due = store.due(this.now(), 1_000);
-    const eligible = due.filter((t) => t.ticket.faceValue >= minFaceValue);
+    const eligible = due.filter(
+      (t) =>
+        t.ticket.faceValue >= minFaceValue ||
+        (t.expiresRound - 1n <= round.round && t.ticket.faceValue > txCost),
+    );
     out.waiting = due.length - eligible.length;
     if (out.waiting > 0) {
       this.log.info(

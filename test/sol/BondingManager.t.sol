@@ -901,6 +901,46 @@ contract BondingManagerTest is Fixture {
         assertEq(bm.pendingFees(d2), 0, "d2 joined later");
     }
 
+    /// @dev Spec: fees go to the pool of the ticket's round "so delegators who were bonded in `round` get it even
+    /// when the ticket is cashed later" — also when the delegator claimed in between (claims happen on every
+    /// bond, unbond and withdrawFees, so a delegator cannot avoid them).
+    function test_updateOrchestratorWithFees_backfillReachesDelegatorWhoClaimedSinceTicketRound() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        vm.prank(d1);
+        bm.claimEarnings(); // settles through the ticket's round
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.5 ether, "delegator bonded in the ticket's round gets its share");
+        assertEq(bm.pendingFees(o1), 0.5 ether, "orchestrator gets its share");
+    }
+
+    /// @dev Orchestrators call reward at the start of a round, while winning tickets of the previous round are
+    /// still being redeemed; reward claims the orchestrator's own earnings, which must not forfeit those fees.
+    function test_updateOrchestratorWithFees_backfillAfterRewardReachesOrchestratorsOwnStake() public {
+        _registerOrchestrator(o1, 1000 ether, 0, 500_000);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        _reward(o1);
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(o1), 1 ether, "the only staker gets its fee cut and the delegators' share");
+    }
+
+    function test_updateOrchestratorWithFees_feesAfterDelegatorClaimInSameRoundReachIt() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        _reward(o1); // orchestrators call reward early in the round
+        uint256 stake = bm.pendingStake(d1);
+        _bond(d1, 1 ether, o1); // the delegator tops up (and thereby claims) after the reward
+        _creditFees(o1, 1 ether, _round()); // a ticket of this round is cashed later in the round
+        uint256 total = bm.orchestratorTotalStake(o1) - 1 ether; // stake at the round's start plus the reward
+        assertApproxEqAbs(bm.pendingFees(d1), 1 ether * stake / total, 2, "delegator gets its share of the fees");
+    }
+
     function test_updateOrchestratorWithFees_usesFeeShareOfTicketRound() public {
         _registerOrchestrator(o1, 1000 ether, 0, PPM);
         _bond(d1, 1000 ether, o1);
@@ -1151,6 +1191,87 @@ contract BondingManagerTest is Fixture {
         _bond(d1, 50 ether, o1);
         assertEq(bm.currentRoundTotalActiveStake(), 1000 ether, "snapshot fixed for the round");
         assertEq(bm.nextRoundTotalActiveStake(), 1050 ether, "next round's total moves");
+    }
+
+    // =========================================================================================================
+    // Minimum stake, earnings pools, uninitialised rounds
+    // =========================================================================================================
+
+    function test_unbond_belowMinimumStakeLeavesPoolNextRound() public {
+        bm.setMinimumStake(500 ether);
+        _registerOrchestrator(o1, 1000 ether, 0, 0);
+        _nextRound();
+        uint256 r = _round();
+        vm.expectEmit(address(bm));
+        emit IBondingManager.OrchestratorDeactivated(o1, r + 1);
+        _unbond(o1, 600 ether);
+        assertTrue(bm.isRegisteredOrchestrator(o1), "still registered");
+        assertFalse(bm.isInPool(o1), "left the pool");
+        assertTrue(bm.isActiveOrchestrator(o1), "active until the round ends");
+        _nextRound();
+        assertFalse(bm.isActiveOrchestrator(o1), "inactive next round");
+    }
+
+    function test_bond_raisingRegisteredOutsiderAboveMinimumStakeJoinsPool() public {
+        bm.setMinimumStake(500 ether);
+        _registerOrchestrator(o1, 400 ether, 0, 0);
+        assertFalse(bm.isInPool(o1), "below the minimum");
+        _fund(d1, 100 ether);
+        uint256 r = _round();
+        vm.expectEmit(address(bm));
+        emit IBondingManager.OrchestratorActivated(o1, r + 1);
+        vm.prank(d1);
+        bm.bond(100 ether, o1);
+        assertTrue(bm.isInPool(o1), "joined at the minimum");
+        _assertPoolSorted(1);
+    }
+
+    function test_getEarningsPool_recordsStakeAtRoundStartAndFactors() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _nextRound();
+        uint256 r = _round();
+        (uint256 stake0, uint256 crf0,) = bm.getEarningsPool(o1, r);
+        assertEq(stake0, 0, "no pool before anything touches the orchestrator in the round");
+        assertEq(crf0, 0, "no factor before anything touches the orchestrator in the round");
+
+        _bond(d1, 500 ether, o1); // touches the pool first: stake at the round's start excludes this bond
+        _reward(o1);
+        _creditFees(o1, 1 ether, r);
+        (uint256 stake, uint256 crf, uint256 cff) = bm.getEarningsPool(o1, r);
+        assertEq(stake, 1000 ether, "stake at the round's start");
+        assertGt(crf, PRECISE, "reward raised the reward factor");
+        assertGt(cff, 0, "fees raised the fee factor");
+    }
+
+    function test_registerOrchestrator_revertsWhenRoundNotInitialized() public {
+        _bond(o1, SELF_STAKE, o1);
+        vm.roll(rounds.nextRoundStartBlock());
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.CurrentRoundNotInitialized.selector, _round()));
+        vm.prank(o1);
+        bm.registerOrchestrator(0, 0);
+    }
+
+    function test_withdrawStake_revertsWhenRoundNotInitialized() public {
+        _registerOrchestrator(o1, SELF_STAKE, 0, 0);
+        _bond(d1, 50 ether, o1);
+        uint256 lockId = _unbond(d1, 20 ether);
+        _advanceRounds(UNBONDING_PERIOD);
+        vm.roll(rounds.nextRoundStartBlock());
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.CurrentRoundNotInitialized.selector, _round()));
+        vm.prank(d1);
+        bm.withdrawStake(lockId);
+    }
+
+    function test_withdrawFees_revertsWhenRoundNotInitialized() public {
+        _registerOrchestrator(o1, SELF_STAKE, 0, PPM);
+        _bond(d1, 50 ether, o1);
+        _nextRound();
+        _creditFees(o1, 1 ether, _round());
+        _nextRound();
+        vm.roll(rounds.nextRoundStartBlock());
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.CurrentRoundNotInitialized.selector, _round()));
+        vm.prank(d1);
+        bm.withdrawFees(payable(d1), 1);
     }
 
     // =========================================================================================================

@@ -29,35 +29,26 @@ contract BondingManagerInvariantTest is BondingChecks {
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
     }
 
-    function invariant_totalBondedEqualsSumOfPendingStakesWithinRounding() public view {
+    /// @notice Stake: total bonded == Σ pending stakes (within rounding and unowned rewards) == Σ orchestrator
+    /// stakes; each orchestrator's delegators hold no more than its stake; everything held or taken out ≤ bonded in
+    /// + minted (claimed rewards ≤ minted); the BondingManager holds total bonded + unbonding.
+    function invariant_stakeAccountingConserved() public view {
         _checkTotalBondedMatchesPendingStakes();
-    }
-
-    function invariant_orchestratorStakesSumToTotalBonded() public view {
         _checkOrchestratorStakesSumToTotalBonded();
-    }
-
-    function invariant_delegatorStakesWithinTheirOrchestratorsStake() public view {
         _checkDelegatorsWithinOrchestratorStake();
-    }
-
-    function invariant_claimedRewardsNotAboveMinted() public view {
         _checkClaimedRewardsNotAboveMinted();
-    }
-
-    function invariant_feesPaidPlusClaimableNotAboveCredited() public view {
-        _checkFeesNotAboveCredited();
-    }
-
-    function invariant_bondingManagerHoldsBondedPlusUnbonding() public view {
         _checkBondingManagerSolvent();
     }
 
-    function invariant_stakeChangesOnlyByOwnActionRewardOrSlash() public view {
-        _checkNoForeignChanges();
+    /// @notice Fees: paid + claimable ≤ credited, nothing lost beyond rounding, and the Minter can pay them.
+    function invariant_feesPaidPlusClaimableEqualCreditedWithinRounding() public view {
+        _checkFeesNotAboveCredited();
     }
 
-    function invariant_activeSetSortedWithinMaximum() public view {
+    /// @notice No account's stake, fees or delegate change except by its own action, a reward or fee credit of
+    /// its delegate, or a slash of itself; the active set stays sorted, consistent and within its maximum.
+    function invariant_noForeignChangesAndActiveSetSorted() public view {
+        _checkNoForeignChanges();
         _checkActiveSet();
     }
 }

@@ -108,6 +108,7 @@ contract BondingManagerSortedListTest is Fixture {
                 _unbondHinted(m, amount, prev, next);
             } else {
                 address from = bm.getDelegator(d).delegate;
+                if (from == m) m = members[(s + 1) % SET_SIZE];
                 (address oldPrev, address oldNext) = _hostileHint(kind, from, s + 1);
                 vm.prank(d);
                 bm.bondWithHint(0, m, oldPrev, oldNext, prev, next);

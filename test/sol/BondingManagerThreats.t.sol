@@ -433,7 +433,9 @@ contract BondingManagerThreatsTest is Fixture {
         _nextRound();
 
         uint256 sumPending = bm.pendingStake(o1);
-        for (uint256 i = 0; i < n; i++) sumPending += bm.pendingStake(ds[i]);
+        for (uint256 i = 0; i < n; i++) {
+            sumPending += bm.pendingStake(ds[i]);
+        }
         assertLe(sumPending, bm.orchestratorTotalStake(o1), "pending stakes exceed the orchestrator's stake");
         assertLe(sumPending, bondedIn + minted, "pending stakes exceed bonded + minted");
         assertApproxEqAbs(sumPending, bondedIn + minted, (n + 1) * 12, "rounding loss beyond 1 wei per claim");
@@ -441,7 +443,9 @@ contract BondingManagerThreatsTest is Fixture {
         // Everyone leaves: fees, then stake.
         uint256 feesPaid;
         address[] memory all = new address[](n + 1);
-        for (uint256 i = 0; i < n; i++) all[i] = ds[i];
+        for (uint256 i = 0; i < n; i++) {
+            all[i] = ds[i];
+        }
         all[n] = o1;
         uint256[] memory locks = new uint256[](n + 1);
         for (uint256 i = 0; i <= n; i++) {
@@ -652,6 +656,7 @@ contract BondingManagerThreatsTest is Fixture {
         (FeeReenterer r, uint256 owed) = _reentererWithFees();
         r.arm(FeeReenterer.Mode.WithdrawFees, owed - owed / 3, address(0));
         r.withdrawFees(owed / 3);
+        assertTrue(r.reentered(), "receiver re-entered");
         assertEq(r.feesSeenDuringReentry(), owed - owed / 3, "first withdrawal debited before the ETH call");
         assertLe(r.received(), owed, "never more than owed");
         assertEq(r.received() + bm.pendingFees(address(r)), owed, "paid + left == owed");
@@ -662,6 +667,7 @@ contract BondingManagerThreatsTest is Fixture {
         _creditFees(o1, 2 ether, _round()); // more fees, settled by a later claim
         r.arm(FeeReenterer.Mode.ClaimEarnings, 0, address(0));
         r.withdrawFees(owed);
+        assertTrue(r.reentered(), "receiver re-entered");
         _nextRound();
         assertEq(r.received(), owed, "received what it asked for");
         assertEq(r.received() + bm.pendingFees(address(r)), 2 ether, "paid + left == everything credited to it");
@@ -673,6 +679,7 @@ contract BondingManagerThreatsTest is Fixture {
         uint256 total = bm.orchestratorTotalStake(o1);
         r.arm(FeeReenterer.Mode.Bond, 100 ether, o1);
         r.withdrawFees(owed);
+        assertTrue(r.reentered(), "receiver re-entered");
         assertEq(r.received(), owed, "fees paid once");
         uint256 added = r.reentrySucceeded() ? 100 ether : 0;
         assertEq(r.stakeSeenDuringReentry(), stake, "stake seen during re-entry");
@@ -686,6 +693,7 @@ contract BondingManagerThreatsTest is Fixture {
         uint256 stake = bm.pendingStake(address(r));
         r.arm(FeeReenterer.Mode.Unbond, 400 ether, address(0));
         r.withdrawFees(owed);
+        assertTrue(r.reentered(), "receiver re-entered");
         uint256 removed = r.reentrySucceeded() ? 400 ether : 0;
         assertEq(bm.pendingStake(address(r)), stake - removed, "stake == before - re-entrant unbond");
         assertEq(r.received(), owed, "fees paid once");
@@ -761,6 +769,20 @@ contract BondingManagerThreatsTest is Fixture {
         vm.prank(o1);
         bm.rebond(lockId);
         assertEq(bm.pendingStake(o1), 500 ether, "300 bonded + 200 left in the lock");
+    }
+
+    /// @dev Partial slashes shrink an account's locks through a scale; the scale must not make later locks of the
+    /// same account unrepresentable (an orchestrator slashed hard several times bonds anew and unbonds).
+    function test_slash_repeatedHeavySlashesDoNotBlockLaterUnbonding() public {
+        _registerOrchestrator(o1, 1000 ether, 0, 0);
+        for (uint256 i = 0; i < 3; i++) {
+            _unbond(o1, bm.pendingStake(o1) / 2); // a lock exists at each slash
+            _slash(o1, PPM - 1, address(0));
+        }
+        _bond(o1, 1_000_000 ether, o1);
+        uint256 lockId = _unbond(o1, 500_000 ether);
+        (uint256 amount,) = bm.getUnbondingLock(o1, lockId);
+        assertApproxEqAbs(amount, 500_000 ether, 1, "new lock holds what was unbonded");
     }
 
     function test_slash_finderFeeZeroBurnsAll() public {

@@ -43,7 +43,9 @@ abstract contract BondingChecks is Fixture {
 
     function _checkOrchestratorStakesSumToTotalBonded() internal view {
         uint256 sum;
-        for (uint256 i = 0; i < 3; i++) sum += bm.orchestratorTotalStake(handler.orchestratorAt(i));
+        for (uint256 i = 0; i < 3; i++) {
+            sum += bm.orchestratorTotalStake(handler.orchestratorAt(i));
+        }
         assertEq(sum, bm.getTotalBonded(), "orchestrator stakes do not add up to total bonded");
     }
 
@@ -62,8 +64,8 @@ abstract contract BondingChecks is Fixture {
 
     /// @notice Everything accounts hold or took out ≤ everything put in plus everything minted.
     function _checkClaimedRewardsNotAboveMinted() internal view {
-        uint256 out = handler.totalPendingStake() + handler.totalLocked() + handler.ghostWithdrawn()
-            + handler.ghostSlashed();
+        uint256 out =
+            handler.totalPendingStake() + handler.totalLocked() + handler.ghostWithdrawn() + handler.ghostSlashed();
         assertLe(out, handler.ghostBondedIn() + handler.ghostMinted(), "claimed rewards exceed minted");
     }
 
@@ -72,6 +74,14 @@ abstract contract BondingChecks is Fixture {
         uint256 credited = handler.ghostFeesCredited();
         uint256 paid = handler.ghostFeesPaid();
         assertLe(paid + claimable, credited, "fees paid + claimable exceed fees credited");
+        // Nor are fees lost: each credit rounds each delegator's share down by a wei, each claim a wei per part,
+        // and the share of stake nobody owns (see BondingHandler) stays in the Minter.
+        uint256 slack = (handler.ghostFeeCredits() + handler.ghostStakeCalls() + 1) * handler.actorCount() * 2;
+        assertLe(
+            credited - paid - claimable,
+            handler.ghostUnownedFeeBound() + slack,
+            "fees credited to delegators were lost (neither paid nor claimable)"
+        );
         assertEq(address(minter).balance, credited - paid, "Minter ETH != credited - paid");
         assertGe(address(minter).balance, claimable, "Minter cannot pay the claimable fees");
     }

@@ -40,12 +40,17 @@ contract BondingHandler {
     /// start (spec), so the share of stake that left earlier in the round has no owner, and stays in the
     /// orchestrator's stake where it earns (unowned) again in later rounds.
     uint256 public ghostUnownedRewardBound;
+    /// @dev Upper bound of delegators' fees credited for stake nobody owns (same rule: fees of round `r` are
+    /// split by the stake at the start of `r`, including stake that left during `r` and unowned stake).
+    uint256 public ghostUnownedFeeBound;
+    uint256 public ghostFeeCredits;
     uint256 public ghostStakeCalls; // successful stake-changing calls (each may round down ≤ 2 wei per part)
     uint256 public ghostRewardCalls;
     uint256 public ghostRounds;
     string public violation;
 
-    mapping(address => uint256) internal _removedThisRound; // stake that left an orchestrator this round
+    mapping(address => mapping(uint256 => uint256)) internal _removedIn; // stake that left `o` in a round
+    mapping(address => mapping(uint256 => uint256)) internal _gapAtStart; // unowned stake of `o` at a round's start, + 1
     mapping(bytes32 => uint256) public calls;
 
     // Snapshot of every actor before an action.
@@ -112,11 +117,15 @@ contract BondingHandler {
     }
 
     function totalPendingStake() public view returns (uint256 total) {
-        for (uint256 i = 0; i < actors.length; i++) total += bm.pendingStake(actors[i]);
+        for (uint256 i = 0; i < actors.length; i++) {
+            total += bm.pendingStake(actors[i]);
+        }
     }
 
     function totalPendingFees() public view returns (uint256 total) {
-        for (uint256 i = 0; i < actors.length; i++) total += bm.pendingFees(actors[i]);
+        for (uint256 i = 0; i < actors.length; i++) {
+            total += bm.pendingFees(actors[i]);
+        }
     }
 
     // =========================================================================================================
@@ -159,7 +168,7 @@ contract BondingHandler {
             calls["move"]++;
             ghostBondedIn += amount;
             ghostStakeCalls++;
-            _removedThisRound[from] += moved;
+            _removedIn[from][rounds.currentRound()] += moved;
             _after(a, amount, 0, address(0), address(0), address(0));
         } catch {
             calls["move reverted"]++;
@@ -180,7 +189,7 @@ contract BondingHandler {
             calls["unbond"]++;
             ghostStakeCalls++;
             _lockIds[a].push(lockId);
-            _removedThisRound[from] += amount;
+            _removedIn[from][rounds.currentRound()] += amount;
             _after(a, 0, amount, address(0), address(0), address(0));
         } catch {
             calls["unbond reverted"]++;
@@ -282,7 +291,7 @@ contract BondingHandler {
         if (poolStake == 0) poolStake = bm.orchestratorTotalStake(o);
         // Stake in the round's snapshot that no delegator owns: stake that left this round, plus the gap between
         // the orchestrator's stake and its delegators' (earlier unowned rewards, which earn again).
-        uint256 unowned = _removedThisRound[o] + _unownedStake(o);
+        uint256 unowned = _removedIn[o][c] + _unownedStake(o);
         uint256 supply = token.totalSupply();
         _before();
         vm.prank(o);
@@ -307,12 +316,22 @@ contract BondingHandler {
         back = back % (bm.maxFeeBackfillRounds() + 1);
         if (back >= c) back = c - 1;
         fees = _bound(fees, 1, 10 ether);
+        uint256 r = c - back;
         vm.deal(address(this), address(this).balance + fees);
+        uint256 gap = _gapAtStart[o][r];
+        gap = gap != 0 ? gap - 1 : _unownedStake(o);
         _before();
-        try bm.updateOrchestratorWithFees(o, fees, c - back) {
+        try bm.updateOrchestratorWithFees(o, fees, r) {
             calls["creditFees"]++;
             minter.depositETH{value: fees}();
             ghostFeesCredited += fees;
+            ghostFeeCredits++;
+            (uint256 poolStake,,) = bm.getEarningsPool(o, r);
+            uint256 unowned = gap + _removedIn[o][r];
+            if (poolStake != 0 && unowned != 0) {
+                if (unowned > poolStake) unowned = poolStake;
+                ghostUnownedFeeBound += fees * unowned / poolStake + 1;
+            }
             _after(address(0), 0, 0, address(0), o, address(0));
         } catch {
             calls["creditFees reverted"]++;
@@ -320,10 +339,12 @@ contract BondingHandler {
     }
 
     function slash(uint256 orchSeed, uint256 fraction, uint256 finderSeed) external {
+        // A slash takes the orchestrator out of the active set at once: keep them rare so rewards keep flowing.
+        if (finderSeed % 4 != 0) return;
         address o = orchestratorAt(orchSeed);
         // Mostly moderate slashes; now and then a full one.
         fraction = fraction % 16 == 0 ? PPM : _bound(fraction, 0, 300_000);
-        address finder = finderSeed % 2 == 0 ? address(0) : address(uint160(0xf1d3));
+        address finder = finderSeed % 8 == 0 ? address(0) : address(uint160(0xf1d3));
         uint256 balance = token.balanceOf(address(bm));
         uint256 selfStake = bm.getDelegator(o).delegate == o ? bm.pendingStake(o) : 0;
         _before();
@@ -331,7 +352,7 @@ contract BondingHandler {
             calls["slash"]++;
             ghostStakeCalls++;
             ghostSlashed += balance - token.balanceOf(address(bm));
-            _removedThisRound[o] += selfStake * fraction / PPM;
+            _removedIn[o][rounds.currentRound()] += selfStake * fraction / PPM;
             _after(address(0), 0, 0, address(0), address(0), o);
         } catch {
             calls["slash reverted"]++;
@@ -360,7 +381,10 @@ contract BondingHandler {
         rounds.initializeRound();
         calls["nextRound"]++;
         ghostRounds++;
-        for (uint256 i = 0; i < ORCHESTRATORS; i++) _removedThisRound[actors[i]] = 0;
+        uint256 c = rounds.currentRound();
+        for (uint256 i = 0; i < ORCHESTRATORS; i++) {
+            _gapAtStart[actors[i]][c] = _unownedStake(actors[i]) + 1;
+        }
         _after(address(0), 0, 0, address(0), address(0), address(0));
     }
 
@@ -394,14 +418,9 @@ contract BondingHandler {
     /// @param rewarded An orchestrator that called reward (its delegators' stake may grow), or zero.
     /// @param credited An orchestrator credited with fees (its delegators' fees may grow), or zero.
     /// @param slashed A slashed orchestrator (its own stake may shrink), or zero.
-    function _after(
-        address caller,
-        uint256 added,
-        uint256 removed,
-        address rewarded,
-        address credited,
-        address slashed
-    ) internal {
+    function _after(address caller, uint256 added, uint256 removed, address rewarded, address credited, address slashed)
+        internal
+    {
         for (uint256 i = 0; i < actors.length; i++) {
             address a = actors[i];
             uint256 stake = bm.pendingStake(a);
@@ -471,7 +490,9 @@ contract BondingHandler {
     }
 
     function _isOrchestrator(address a) internal view returns (bool) {
-        for (uint256 i = 0; i < ORCHESTRATORS; i++) if (actors[i] == a) return true;
+        for (uint256 i = 0; i < ORCHESTRATORS; i++) {
+            if (actors[i] == a) return true;
+        }
         return false;
     }
 

@@ -51,9 +51,8 @@ abstract contract Fixture is Test {
     function _deployAll() internal {
         token = ILivepeerToken(_deploy("LivepeerToken", ""));
         rounds = IRoundsManager(_deploy("RoundsManager", abi.encode(ROUND_LENGTH)));
-        minter = IMinter(
-            _deploy("Minter", abi.encode(address(token), INFLATION, INFLATION_CHANGE, TARGET_BONDING_RATE))
-        );
+        minter =
+            IMinter(_deploy("Minter", abi.encode(address(token), INFLATION, INFLATION_CHANGE, TARGET_BONDING_RATE)));
         bm = IBondingManager(
             _deploy("BondingManager", abi.encode(address(token), address(minter), address(rounds), UNBONDING_PERIOD))
         );
@@ -79,8 +78,7 @@ abstract contract Fixture is Test {
 
     /// @notice Deploys artifact `<name>.sol:<name>` with ABI-encoded constructor `args`.
     function _deploy(string memory name, bytes memory args) internal returns (address deployed) {
-        bytes memory code =
-            abi.encodePacked(vm.getCode(string.concat(name, ".sol:", name)), args);
+        bytes memory code = abi.encodePacked(vm.getCode(string.concat(name, ".sol:", name)), args);
         assembly {
             deployed := create(0, add(code, 0x20), mload(code))
         }
@@ -96,7 +94,9 @@ abstract contract Fixture is Test {
     }
 
     function _advanceRounds(uint256 n) internal {
-        for (uint256 i = 0; i < n; i++) _nextRound();
+        for (uint256 i = 0; i < n; i++) {
+            _nextRound();
+        }
     }
 
     /// @notice Rolls to the last block of the current round (inside the lock window when it is non-empty).

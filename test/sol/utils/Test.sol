@@ -234,7 +234,9 @@ abstract contract Test {
     function _u(uint256 v) private pure returns (string memory) {
         if (v == 0) return "0";
         uint256 len;
-        for (uint256 t = v; t != 0; t /= 10) len++;
+        for (uint256 t = v; t != 0; t /= 10) {
+            len++;
+        }
         bytes memory b = new bytes(len);
         for (; v != 0; v /= 10) {
             // casting to 'uint8' is safe because a decimal digit plus 48 is below 256

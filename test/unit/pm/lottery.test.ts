@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { PMStore } from '../../../src/pm/store.js';
 import type { TicketParams } from '../../../src/pm/types.js';
-import { addressOf, FakeClock, keyFor, makeRecipient, makeSender, tempDir } from './helpers.js';
+import {
+  addressOf,
+  ETH,
+  FakeChain,
+  FakeClock,
+  keyFor,
+  makeRecipient,
+  makeSender,
+  tempDir,
+} from './helpers.js';
 
 describe('lottery through the real Sender and Recipient', () => {
   it('20,000 tickets at winProb 1/50 give a number of winners within 4σ of 400', async () => {
@@ -13,7 +22,11 @@ describe('lottery through the real Sender and Recipient', () => {
     const senders = labels.map((l) => makeSender(l, {}, { maxExpectedValue: 10n ** 15n }, clock));
     const store = new PMStore(`${dir}/pm.db`);
     // faceValue = 100_000 gas × 1 gwei × 100 = 1e16; EV = 1e16 / 50 ⇒ winProb = ⌊2^256 / 50⌋.
+    // Enough reserve for every winner to stay pending: max float must not run out mid-test.
+    const chain = new FakeChain();
+    for (const s of senders) chain.fund(s.address, { claimableReserve: 100n * ETH });
     const h = await makeRecipient({
+      chain,
       senders: labels.map((l) => addressOf(keyFor(l))),
       store,
       clock,

@@ -1,6 +1,8 @@
+import { Registry } from 'prom-client';
 import { bytesToHex, hexToBytes, keccak256, toHex } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PaymentError } from '../../../src/pm/errors.js';
+import { createPMMetrics } from '../../../src/pm/metrics.js';
 import { Recipient, winProbFor } from '../../../src/pm/recipient.js';
 import { PMStore } from '../../../src/pm/store.js';
 import { signDigest, ticketHash } from '../../../src/pm/ticket.js';
@@ -62,7 +64,7 @@ describe('Recipient ticket params', () => {
     expect(p.recipient).toBe(recipientAddress);
     expect(p.creationRound).toBe(chain.round.round);
     expect(p.creationRoundBlockHash).toBe(chain.round.blockHash);
-    expect(p.expirationRound).toBe(chain.round.round + 1n);
+    expect(p.expirationRound).toBe(chain.round.round); // accepted in the creation round only
     expect(p.recipientRandHash).toMatch(/^0x[0-9a-f]{64}$/);
 
     // Measured, not hard-coded: twice the gas gives twice the face value once the cache refreshes.
@@ -252,6 +254,32 @@ describe('Recipient validation error codes', () => {
     expect(fresh.creationRound).toBe(chain.round.round);
   });
 
+  it('a refusal that fresh params cure carries them, so the sender re-signs at once', async () => {
+    const { recipient, chain } = await harness(NEVER);
+    const p = await recipient.ticketParams(alice);
+    chain.round = roundInfo(p.creationRound + 1n); // a round boundary while the payment was in flight
+    recipient.setRound(chain.round);
+    const err = (await recipient
+      .receivePayment(referencePayment(p, [1n], aliceKey), session)
+      .catch((e) => e)) as PaymentError;
+    expect(err.code).toBe('TicketParamsExpired');
+    const fresh = err.details.params as TicketParams;
+    expect(fresh.creationRound).toBe(chain.round.round);
+    expect((await recipient.receivePayment(referencePayment(fresh, [1n], aliceKey), session)).accepted).toBe(
+      1,
+    );
+  });
+
+  it('refuses options that would let accepted tickets expire before redemption', () => {
+    expect(
+      () =>
+        new Recipient(
+          { address: recipientAddress, domain, paramsValidityRounds: 1, ticketValidityRounds: 2 },
+          { chain: new FakeChain(), store: new PMStore(':memory:'), secret: secretA },
+        ),
+    ).toThrow(RangeError);
+  });
+
   it('InvalidTicketExpiry: creation round reorganised away or ahead of the chain', async () => {
     const { recipient, chain } = await harness(NEVER);
     const p = await recipient.ticketParams(alice);
@@ -309,6 +337,33 @@ describe('Recipient validation error codes', () => {
     expect(await code(recipient.receivePayment({ sender: alice } as unknown as Payment, session))).toBe(
       'InvalidPayment',
     );
+  });
+});
+
+describe('Recipient metrics', () => {
+  it('counts tickets by result and winners', async () => {
+    const registry = new Registry();
+    const metrics = createPMMetrics(registry);
+    const chain = new FakeChain();
+    chain.fund(alice);
+    const recipient = new Recipient(
+      { address: recipientAddress, domain, ...ALWAYS },
+      { chain, store: new PMStore(':memory:'), secret: secretA, metrics },
+    );
+    await recipient.start();
+    const p = await recipient.ticketParams(alice);
+    const payment = referencePayment(p, [1n, 1n], aliceKey);
+    await recipient.receivePayment(payment, session);
+    await recipient.stop();
+    const values = async (name: string) =>
+      (await registry.getMetricsAsJSON())
+        .find((m) => m.name === name)
+        ?.values.map((v) => [v.labels.result, v.value]);
+    expect(await values('streamflow_pm_tickets_received_total')).toEqual([
+      ['accepted', 1],
+      ['NonceAlreadySeen', 1],
+    ]);
+    expect(await values('streamflow_pm_winning_tickets_total')).toEqual([[undefined, 1]]);
   });
 });
 

@@ -106,6 +106,18 @@ describe('RedemptionQueue', () => {
     expect(await q.queue.processOnce()).toMatchObject({ batches: 1, redeemed: 1 });
   });
 
+  it('in its last redeemable round, a ticket is redeemed below the margin if it still pays for its gas', async () => {
+    const q = setup({ redeemMargin: 2 });
+    add(q, [winner(1, 10n ** 16n, 10n)]); // redeemable in rounds 10 and 11
+    q.chain.gasPriceWei = 90n * GWEI; // costs 9e15 of a 1e16 ticket: below the margin
+    expect(await q.queue.processOnce()).toMatchObject({ batches: 0, waiting: 1 });
+    q.chain.round = roundInfo(11n);
+    expect(await q.queue.processOnce()).toMatchObject({ batches: 1, redeemed: 1 });
+    add(q, [winner(2, 10n ** 16n, 10n)]);
+    q.chain.gasPriceWei = 100n * GWEI; // would cost the whole face value: not worth a transaction
+    expect(await q.queue.processOnce()).toMatchObject({ batches: 0, waiting: 1 });
+  });
+
   it('retries a failed transaction with exponential backoff, then redeems', async () => {
     const q = setup({ retryBaseMs: 1_000, retryMaxMs: 3_000 });
     add(q, [winner(1), winner(2)]);

@@ -1,5 +1,5 @@
 import secp256k1 from 'secp256k1';
-import { type Address, bytesToHex, hexToBytes, type Hex, keccak256, toHex, zeroAddress } from 'viem';
+import { type Address, bytesToHex, type Hex, hexToBytes, keccak256, toHex, zeroAddress } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import {
