@@ -18,18 +18,20 @@ import {SortedList} from "./libraries/SortedList.sol";
 /// round with no pool has the factors of the latest earlier pool. `poolRounds` keeps the orchestrator's 8 most
 /// recent pool rounds so that "latest pool at or before round r" is O(1) for every r a call can ask about.
 ///
-/// A delegator's stake is split in two parts, each measured at a pool: `bondedAmount` at the end of
-/// `lastClaimRound` (resolved through `factorRound` when that round has no pool), and `pendingAmount` — stake
-/// added in round `lastClaimRound + 1`, which earns only from the round after — at the end of
-/// `lastClaimRound + 1` (that pool always exists: adding stake touches it). A claim in round `c` settles both
-/// parts through the end of `c` when the delegate has called reward in `c` (its reward factor for `c` is then
-/// final; stake added afterwards joins `bondedAmount` directly), else through the end of `c - 1`, so round `c`'s
-/// reward, which may come later in the round, is never lost.
-///
-/// Fees credited late for an earlier round `r` raise the fee factor of every pool from `r` to the current round;
-/// those pools are materialised first, so a delegator's reference pool always reflects them, and a delegator
-/// who already claimed through `r` does not receive them (its share stays in the Minter) — no one is ever paid
-/// twice.
+/// Delegator positions. Stake added in round `r` is `pendingAmount` (of `pendingRound`), measured at that round's
+/// pool: it earns from the next round. The rest is `bondedAmount`, measured at the pool of `stakeRound`; the stake
+/// is `bonded * CRF_latest / CRF_stakeRound + pending * CRF_latest / CRF_pendingRound`, O(1) whatever the rounds.
+/// Fees are kept on a separate fee side that is never re-measured: `feeUnits` at the pool of `baseRound`, earning
+/// `feeUnits * (CFF_latest - CFF_base) / CRF_base`, minus a correction for units folded in later than `baseRound`
+/// (they must not earn the rounds before they arrived). A claim only moves earned fees into `fees` (`feesSettled`
+/// remembers how much of the formula is paid), so fees credited late for an earlier round (they raise every pool
+/// from that round on) still reach the stake that was there in that round. Pending stake of an earlier round is
+/// folded into the bonded part at the next stake change. Two corrections are kept, which makes late fees exact
+/// with a backfill window of up to 2 rounds (one fold per round); with more, the oldest live correction is merged
+/// into the next, so those units miss late fees of the rounds in between (never gain any). Stake that leaves
+/// (unbond, move, slash) moves its fee units to an exit record that keeps earning the fees still to be credited
+/// for the rounds it was in, until they close; one exit record per delegator (a second exit to another delegate or
+/// base while the first is open closes the first early).
 contract BondingManager is IBondingManager, Ownable {
     using SortedList for SortedList.Data;
     using SafeCast for uint256;
@@ -46,18 +48,33 @@ contract BondingManager is IBondingManager, Ownable {
 
     struct Delegator {
         address delegate;
-        // Fees are settled through the end of this round (plus `feeOffset` of the next one).
         uint64 lastClaimRound;
         uint24 nextUnbondingLockId;
-        // `bondedAmount` is measured at the end of `lastClaimRound + 1` instead of `lastClaimRound`.
-        bool rewardLead;
         uint128 bondedAmount;
         uint128 fees;
         uint128 pendingAmount;
-        uint64 factorRound;
-        uint64 startRound;
-        // Fee factor of round `lastClaimRound + 1` already paid on `bondedAmount`.
-        uint256 feeOffset;
+        uint32 pendingRound;
+        uint32 startRound;
+        uint32 stakeRound;
+        uint32 baseRound;
+        // Fee side: the bonded stake in units of the `baseRound` pool, and the parts of it that only arrived later,
+        // `olderUnits` at `olderRound` and `newerUnits` at `newerRound`.
+        uint128 feeUnits;
+        uint128 feesSettled;
+        uint128 olderUnits;
+        uint32 olderRound;
+        uint32 newerRound;
+        uint128 newerUnits;
+        // Stake that left `exitDelegate` in round `exitEnd` keeps the fees later credited for the rounds it was in
+        // until those rounds close: `exitUnits` at the pool of `exitBase`.
+        // `exitLate` of them only arrived at `exitLateRound`.
+        address exitDelegate;
+        uint32 exitBase;
+        uint32 exitEnd;
+        uint32 exitLateRound;
+        uint128 exitUnits;
+        uint128 exitSettled;
+        uint128 exitLate;
     }
 
     struct Orchestrator {
@@ -107,7 +124,8 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     struct RoundCache {
-        uint64 round;
+        uint32 round;
+        uint32 activeCount;
         uint64 endBlock;
         uint128 totalActiveStake;
     }
@@ -198,8 +216,7 @@ contract BondingManager is IBondingManager, Ownable {
         address o = msg.sender;
         Delegator storage d = _delegators[o];
         if (d.delegate != o) revert NotSelfBonded(o);
-        (uint256 bonded, uint256 pending) = _claim(o, d, o, c);
-        if (bonded + pending == 0) revert NotSelfBonded(o);
+        if (_claim(o, d, o, c) == 0) revert NotSelfBonded(o);
 
         Orchestrator storage os = _orchestrators[o];
         uint256 effectiveRound;
@@ -260,19 +277,21 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     function _bond(uint256 amount, address to, BondHints memory hints) private {
-        uint256 c = _currentRound();
-        Delegator storage d = _delegators[msg.sender];
-        address current = d.delegate;
-        Orchestrator storage toO = _orchestrators[to];
-        if (to != msg.sender && !toO.registered) revert NotRegisteredOrchestrator(to);
-        (uint256 stake, uint256 added) = _leaveForBond(d, current, to, amount, c, hints);
-        d.startRound = uint64(c + 1);
-        _increaseStake(to, toO, c, added, hints.currPrev, hints.currNext);
-        if (amount != 0) {
-            _totals.totalBonded += amount.toUint128();
-            ILivepeerToken(token).transferFrom(msg.sender, address(this), amount);
+        // LPT amounts, far below 2^128 (casts are checked).
+        unchecked {
+            uint256 c = _currentRound();
+            Delegator storage d = _delegators[msg.sender];
+            address current = d.delegate;
+            Orchestrator storage toO = _orchestrators[to];
+            if (to != msg.sender && !toO.registered) revert NotRegisteredOrchestrator(to);
+            (uint256 stake, uint256 added) = _leaveForBond(d, current, to, amount, c, hints);
+            _increaseStake(to, toO, c, added, hints.currPrev, hints.currNext);
+            if (amount != 0) {
+                _totals.totalBonded += amount.toUint128();
+                ILivepeerToken(token).transferFrom(msg.sender, address(this), amount);
+            }
+            emit Bond(to, current, msg.sender, amount, stake + amount);
         }
-        emit Bond(to, current, msg.sender, amount, stake + amount);
     }
 
     /// @dev The caller's side of a bond: claims at the current delegate, moves the whole stake out of it when
@@ -288,26 +307,25 @@ contract BondingManager is IBondingManager, Ownable {
     ) private returns (uint256 stake, uint256 added) {
         if (current == address(0)) {
             if (amount == 0) revert ZeroAmount();
+            // An unbonded position is all zeros but `fees`: start afresh.
             d.delegate = to;
             d.lastClaimRound = uint64(c - 1);
-            d.pendingAmount = amount.toUint128();
+            _addPending(d, amount, c);
             return (0, amount);
         }
-        (uint256 bonded, uint256 pending) = _claim(msg.sender, d, current, c);
-        stake = bonded + pending;
+        stake = _claim(msg.sender, d, current, c);
         if (current == to) {
             if (amount == 0) revert ZeroAmount();
-            d.pendingAmount = (pending + amount).toUint128();
+            _addPending(d, amount, c);
             return (stake, amount);
         }
         if (_orchestrators[msg.sender].registered) revert OrchestratorCannotMove(msg.sender);
         _decreaseStake(current, _orchestrators[current], c, stake, hints.oldPrev, hints.oldNext);
         // At the new delegate the whole stake is new: it earns there from the next round.
         added = stake + amount;
+        _clearPosition(current, d, c);
         d.delegate = to;
-        d.bondedAmount = 0;
-        d.rewardLead = false;
-        d.pendingAmount = added.toUint128();
+        _addPending(d, added, c);
     }
 
     /// @inheritdoc IBondingManager
@@ -327,18 +345,17 @@ contract BondingManager is IBondingManager, Ownable {
         address o = d.delegate;
         if (o == address(0)) revert NotBonded(delegator);
         if (amount == 0) revert ZeroAmount();
-        bool everything;
-        {
-            (uint256 bonded, uint256 pending) = _claim(delegator, d, o, c);
-            uint256 stake = bonded + pending;
-            if (amount > stake) revert InsufficientBond(amount, stake);
-            _takeStake(d, bonded, pending, amount);
-            everything = amount == stake;
-        }
+        uint256 stake = _claim(delegator, d, o, c);
+        if (amount > stake) revert InsufficientBond(amount, stake);
         Orchestrator storage os = _orchestrators[o];
-        if (everything) {
+        // The exit record measures the leaving stake at this round's pool.
+        _touch(o, os, c);
+        if (amount == stake) {
+            _clearPosition(o, d, c);
             d.delegate = address(0);
             if (o == delegator && os.registered) _resign(o, os, c);
+        } else {
+            _removeStake(o, d, amount, c);
         }
         (uint256 lockId, uint256 withdrawRound) = _createLock(delegator, d, amount, c);
         _totals.totalBonded -= uint128(amount);
@@ -362,10 +379,9 @@ contract BondingManager is IBondingManager, Ownable {
         Delegator storage d = _delegators[delegator];
         address o = d.delegate;
         if (o == address(0)) revert NotBonded(delegator);
-        (, uint256 pending) = _claim(delegator, d, o, c);
+        _claim(delegator, d, o, c);
         (uint256 amount,) = _consumeLock(delegator, lockId);
-        d.pendingAmount = (pending + amount).toUint128();
-        d.startRound = uint64(c + 1);
+        _addPending(d, amount, c);
         _totals.totalBonded += uint128(amount);
         _increaseStake(o, _orchestrators[o], c, amount, prev, next);
         emit Rebond(delegator, o, lockId, amount);
@@ -391,12 +407,10 @@ contract BondingManager is IBondingManager, Ownable {
         Orchestrator storage os = _orchestrators[to];
         if (to != delegator && !os.registered) revert NotRegisteredOrchestrator(to);
         (uint256 amount,) = _consumeLock(delegator, lockId);
-        // Unbonded means no stake left, so there is nothing to claim: start afresh at `to`.
+        // An unbonded position is all zeros but `fees`: start afresh at `to`.
         d.delegate = to;
         d.lastClaimRound = uint64(c - 1);
-        d.bondedAmount = 0;
-        d.pendingAmount = amount.toUint128();
-        d.startRound = uint64(c + 1);
+        _addPending(d, amount, c);
         _totals.totalBonded += uint128(amount);
         _increaseStake(to, os, c, amount, prev, next);
         emit Rebond(delegator, to, lockId, amount);
@@ -421,6 +435,7 @@ contract BondingManager is IBondingManager, Ownable {
         Delegator storage d = _delegators[msg.sender];
         address o = d.delegate;
         if (o != address(0)) _claim(msg.sender, d, o, c);
+        else _settleExit(d, c);
         uint256 fees = d.fees;
         if (amount > fees) revert InsufficientFees(amount, fees);
         d.fees = uint128(fees - amount);
@@ -435,6 +450,7 @@ contract BondingManager is IBondingManager, Ownable {
         Delegator storage d = _delegators[msg.sender];
         address o = d.delegate;
         if (o != address(0)) _claim(msg.sender, d, o, c);
+        else _settleExit(d, c);
     }
 
     // =============================================================================================================
@@ -452,23 +468,26 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     function _reward(address prev, address next) private {
-        RoundCache memory rc = _loadRoundCache();
-        uint256 c = rc.round;
-        address o = msg.sender;
-        Orchestrator storage os = _orchestrators[o];
-        // A resigned orchestrator stays active until the round ends but has no self-bond left to take a cut.
-        if (!os.registered || !_isActive(os, c)) revert NotActiveOrchestrator(o);
-        if (os.lastRewardRound == c) revert RewardAlreadyCalled(c);
+        // Stake totals are LPT amounts, far below 2^128; the new total is cast with a check.
+        unchecked {
+            RoundCache memory rc = _loadRoundCache();
+            uint256 c = rc.round;
+            address o = msg.sender;
+            Orchestrator storage os = _orchestrators[o];
+            // A resigned orchestrator stays active until the round ends but has no self-bond left to take a cut.
+            if (!os.registered || !_isActive(os, c)) revert NotActiveOrchestrator(o);
+            if (os.lastRewardRound == c) revert RewardAlreadyCalled(c);
 
-        uint256 amount = _mintReward(o, os, c, rc.totalActiveStake);
-        if (amount != 0) {
-            uint256 oldTotal = os.totalStake;
-            uint256 newTotal = oldTotal + amount;
-            os.totalStake = newTotal.toUint128();
-            _totals.totalBonded += uint128(amount);
-            _updatePool(o, os, oldTotal, newTotal, c, prev, next);
+            uint256 amount = _mintReward(o, os, c, rc.totalActiveStake);
+            if (amount != 0) {
+                uint256 oldTotal = os.totalStake;
+                uint256 newTotal = oldTotal + amount;
+                os.totalStake = newTotal.toUint128();
+                _totals.totalBonded += uint128(amount);
+                _updatePool(o, os, oldTotal, newTotal, c, prev, next);
+            }
+            emit Reward(o, amount);
         }
-        emit Reward(o, amount);
     }
 
     /// @dev Mints `o`'s share of round `c`'s rewards and splits it between its pool and its own (pending) stake.
@@ -476,17 +495,22 @@ contract BondingManager is IBondingManager, Ownable {
         private
         returns (uint256 amount)
     {
-        // An active orchestrator is registered, hence bonded to itself.
-        Delegator storage d = _delegators[o];
-        // Claimed through c - 1 (the reward of c is not in yet), so the cut below is stake added in round c.
-        (, uint256 pending) = _claim(o, d, o, c);
-        os.lastRewardRound = uint64(c);
-        EarningsPool storage pool = _touch(o, os, c);
-        uint256 stakeAtRoundStart = pool.totalStake;
-        amount = IMinter(minter).createReward(stakeAtRoundStart, totalActiveStake);
-        if (amount == 0) return 0;
-        uint256 rewardCut = os.pendingCutsRound <= c ? os.pendingRewardCut : os.rewardCut;
-        d.pendingAmount = (pending + _raiseRewardFactor(pool, stakeAtRoundStart, amount, rewardCut)).toUint128();
+        // The cut is at most the minted amount (cast with a check).
+        unchecked {
+            // An active orchestrator is registered, hence bonded to itself.
+            Delegator storage d = _delegators[o];
+            _claim(o, d, o, c);
+            os.lastRewardRound = uint64(c);
+            EarningsPool storage pool = _touch(o, os, c);
+            uint256 stakeAtRoundStart = pool.totalStake;
+            amount = IMinter(minter).createReward(stakeAtRoundStart, totalActiveStake);
+            if (amount == 0) return 0;
+            uint256 rewardCut = os.pendingCutsRound <= c ? os.pendingRewardCut : os.rewardCut;
+            // The cut is stake added in this round: it earns from the next one.
+            uint256 cut = _raiseRewardFactor(pool, stakeAtRoundStart, amount, rewardCut);
+            d.pendingAmount += cut.toUint128();
+            d.pendingRound = uint32(c);
+        }
     }
 
     /// @dev Raises the pool's CRF by the delegators' part of `amount`:
@@ -499,11 +523,14 @@ contract BondingManager is IBondingManager, Ownable {
         private
         returns (uint256)
     {
-        uint256 delegatorsReward = amount - amount * rewardCut / PPM;
-        uint256 crf = pool.cumulativeRewardFactor;
-        uint256 crfIncrease = Math.mulDiv(crf, delegatorsReward, stakeAtRoundStart);
-        pool.cumulativeRewardFactor = (crf + crfIncrease).toUint128();
-        return amount - Math.mulDiv(crfIncrease, stakeAtRoundStart, crf, Math.Rounding.Ceil);
+        // rewardCut <= PPM, and the delegators' part (rounded up) never exceeds their share of `amount`.
+        unchecked {
+            uint256 delegatorsReward = amount - amount * rewardCut / PPM;
+            uint256 crf = pool.cumulativeRewardFactor;
+            uint256 crfIncrease = Math.mulDiv(crf, delegatorsReward, stakeAtRoundStart);
+            pool.cumulativeRewardFactor = (crf + crfIncrease).toUint128();
+            return amount - Math.mulDiv(crfIncrease, stakeAtRoundStart, crf, Math.Rounding.Ceil);
+        }
     }
 
     /// @inheritdoc IBondingManager
@@ -534,13 +561,16 @@ contract BondingManager is IBondingManager, Ownable {
 
         uint256 bondPenalty;
         if (d.delegate == orchestrator) {
-            (uint256 bonded, uint256 pending) = _claim(orchestrator, d, orchestrator, c);
-            uint256 selfBond = bonded + pending;
+            uint256 selfBond = _claim(orchestrator, d, orchestrator, c);
             bondPenalty = selfBond * fraction / PPM;
             // The pool keeps the stake at the round's start; take the snapshot before the stake drops.
             _touch(orchestrator, os, c);
-            _takeStake(d, bonded, pending, bondPenalty);
-            if (bondPenalty == selfBond) d.delegate = address(0);
+            if (bondPenalty == selfBond) {
+                _clearPosition(orchestrator, d, c);
+                d.delegate = address(0);
+            } else {
+                _removeStake(orchestrator, d, bondPenalty, c);
+            }
             _totals.totalBonded -= uint128(bondPenalty);
             os.totalStake -= uint128(bondPenalty);
         }
@@ -573,7 +603,8 @@ contract BondingManager is IBondingManager, Ownable {
         uint256 round = rm.currentRound();
         uint256 total = _totals.nextRoundTotalActiveStake;
         _roundCache = RoundCache({
-            round: round.toUint64(),
+            round: round.toUint32(),
+            activeCount: uint32(_pool.size),
             endBlock: rm.nextRoundStartBlock().toUint64(),
             totalActiveStake: uint128(total)
         });
@@ -678,7 +709,7 @@ contract BondingManager is IBondingManager, Ownable {
     /// @inheritdoc IBondingManager
     function getDelegator(address delegator) external view returns (DelegatorInfo memory info) {
         Delegator storage d = _delegators[delegator];
-        info.bondedAmount = uint256(d.bondedAmount) + d.pendingAmount;
+        (info.bondedAmount,) = _pendingEarnings(delegator);
         info.fees = d.fees;
         info.delegate = d.delegate;
         info.startRound = d.startRound;
@@ -763,6 +794,11 @@ contract BondingManager is IBondingManager, Ownable {
     /// @inheritdoc IBondingManager
     function currentRoundTotalActiveStake() external view returns (uint256) {
         return _roundCache.totalActiveStake;
+    }
+
+    /// @inheritdoc IBondingManager
+    function currentRoundActiveCount() external view returns (uint256) {
+        return _roundCache.activeCount;
     }
 
     /// @inheritdoc IBondingManager
@@ -851,97 +887,259 @@ contract BondingManager is IBondingManager, Ownable {
     // Internals: earnings
     // =============================================================================================================
 
-    /// @dev Settles `delegator`'s earnings at `o` in round `c` and returns its stake parts afterwards. Rewards are
-    /// settled through the end of `c` when `o` has already called reward in `c` (the factor is then final), else
-    /// through `c - 1`; fees through every fee credited so far, with round `c`'s part kept as an offset so fees
-    /// credited later for `c` still reach the stake that was bonded in `c`. Stake added in `c` stays pending.
-    function _claim(address delegator, Delegator storage d, address o, uint256 c)
-        private
-        returns (uint256 bonded, uint256 pending)
-    {
-        uint256 last = d.lastClaimRound;
-        bonded = d.bondedAmount;
-        pending = d.pendingAmount;
-        bool foldPending = last + 1 < c;
-        // Claimed before in this round: without a pool for this round there has been no reward or fee since.
-        if (!foldPending && (bonded == 0 || uint32(_orchestrators[o].poolRounds) != c)) return (bonded, pending);
-        (uint256 stake, uint256 fees, uint256 endRound) = _settle(o, d, c, foldPending);
-        if (foldPending) (bonded, pending) = (bonded + pending, 0);
-        emit EarningsClaimed(o, delegator, stake - bonded, fees, last + 1, endRound);
-        return (stake, pending);
+    /// @dev Settles `delegator`'s earnings at `o` in round `c`: moves the fees earned so far into `fees` and folds
+    /// pending stake of an earlier round into the bonded part. Returns the stake, rewards included.
+    function _claim(address delegator, Delegator storage d, address o, uint256 c) private returns (uint256 stake) {
+        // c >= 1 and fees are only taken when gross > settled.
+        unchecked {
+            _settleExit(d, c);
+            uint256 gross;
+            (stake, gross) = _position(o, d, false);
+            uint256 settled = d.feesSettled;
+            uint256 fees = gross > settled ? gross - settled : 0;
+            if (d.pendingAmount != 0 && d.pendingRound < c) {
+                _fold(o, d, c);
+                (stake, gross) = _position(o, d, true);
+            }
+            if (fees != 0) d.fees = (d.fees + fees).toUint128();
+            if (gross != settled) d.feesSettled = gross.toUint128();
+            uint256 last = d.lastClaimRound;
+            d.lastClaimRound = uint64(c - 1);
+            emit EarningsClaimed(o, delegator, stake, fees, last + 1, c - 1);
+        }
     }
 
-    /// @dev The state change of `_claim`: returns the new bonded stake, the fees settled and the last round whose
-    /// reward is settled.
-    function _settle(address o, Delegator storage d, uint256 c, bool foldPending)
-        private
-        returns (uint256 stake, uint256 fees, uint256 rewardRound)
-    {
-        Orchestrator storage os = _orchestrators[o];
-        uint256 packed = os.poolRounds;
-        bool lead = os.lastRewardRound == c;
-        uint256 refRound = _latestPoolRound(packed, c - 1);
-        uint256 endCrf;
-        uint256 endCff;
-        {
-            uint256 factorPool = lead ? c : refRound;
-            (endCrf, endCff) = _factors(o, factorPool);
-            if (uint32(packed) != factorPool) (, endCff) = _factors(o, uint32(packed));
+    /// @dev `d`'s stake at `o` and the gross fees its position formula gives, at `o`'s latest factors. Fees are
+    /// rounded down to pay, up (`up`) to snapshot when the formula changes (a fold or a removal): what is paid
+    /// between two snapshots then never exceeds what the exact formula gives.
+    function _position(address o, Delegator storage d, bool up) private view returns (uint256 stake, uint256 gross) {
+        // Fee factors only grow with the round; stakes are far below 2^256.
+        unchecked {
+            (uint256 crf, uint256 cff) = _factors(o, uint32(_orchestrators[o].poolRounds));
+            uint256 bonded = d.bondedAmount;
+            if (bonded != 0) {
+                (uint256 stakeCrf,) = _factors(o, d.stakeRound);
+                stake = Math.mulDiv(bonded, crf, stakeCrf);
+            }
+            if (d.feeUnits != 0) gross = _bondedFees(o, d, cff, up);
+            uint256 pending = d.pendingAmount;
+            if (pending != 0) {
+                (uint256 pendingCrf, uint256 pendingCff) = _factors(o, d.pendingRound);
+                stake += Math.mulDiv(pending, crf, pendingCrf);
+                gross += Math.mulDiv(pending, cff - pendingCff, pendingCrf, up ? Math.Rounding.Ceil : Math.Rounding.Floor);
+            }
         }
-        (stake, fees) = _earnings(o, d, endCrf, endCff, foldPending);
-        (, uint256 refCff) = _factors(o, refRound);
-        d.lastClaimRound = uint64(c - 1);
-        d.factorRound = uint64(refRound);
-        d.rewardLead = lead;
-        d.bondedAmount = stake.toUint128();
-        if (fees != 0) d.fees = (d.fees + fees).toUint128();
-        if (foldPending) d.pendingAmount = 0;
-        uint256 offset = endCff - refCff;
-        if (offset != d.feeOffset) d.feeOffset = offset;
-        rewardRound = lead ? c : c - 1;
+    }
+
+    /// @dev The fee side's gross fees at the latest fee factor `cff`: the base formula minus what it would pay the
+    /// late parts for the rounds before they arrived.
+    function _bondedFees(address o, Delegator storage d, uint256 cff, bool up) private view returns (uint256 gross) {
+        // Fee factors only grow with the round; the subtraction saturates.
+        unchecked {
+            (uint256 baseCrf, uint256 baseCff) = _factors(o, d.baseRound);
+            gross = Math.mulDiv(d.feeUnits, cff - baseCff, baseCrf, up ? Math.Rounding.Ceil : Math.Rounding.Floor);
+            uint256 early = _earlyFees(o, d.olderUnits, d.olderRound, baseCrf, baseCff, up)
+                + _earlyFees(o, d.newerUnits, d.newerRound, baseCrf, baseCff, up);
+            gross = gross > early ? gross - early : 0;
+        }
+    }
+
+    /// @dev What the base formula would pay `units` for the rounds before they arrived at `round` (subtracted from
+    /// it, so rounded the other way: up unless `down`).
+    function _earlyFees(address o, uint256 units, uint256 round, uint256 baseCrf, uint256 baseCff, bool down)
+        private
+        view
+        returns (uint256)
+    {
+        if (units == 0) return 0;
+        (, uint256 arrivalCff) = _factors(o, round);
+        return Math.mulDiv(units, arrivalCff - baseCff, baseCrf, down ? Math.Rounding.Floor : Math.Rounding.Ceil);
+    }
+
+    /// @dev Folds the pending stake (of an earlier round) into the bonded part: the stake side is re-measured now
+    /// (rounded down once), the fee side gains the pending units from the pending round on.
+    function _fold(address o, Delegator storage d, uint256 c) private {
+        uint256 pending = d.pendingAmount;
+        uint256 round = d.pendingRound;
+        (uint256 crf, uint256 stakeRound) = _finalFactor(o, c);
+        (uint256 pendingCrf,) = _factors(o, round);
+        d.bondedAmount = (_bondedNow(o, d, crf) + Math.mulDiv(pending, crf, pendingCrf)).toUint128();
+        d.stakeRound = uint32(stakeRound);
+        uint256 units = d.feeUnits;
+        if (units == 0) {
+            (d.feeUnits, d.baseRound) = (uint128(pending), uint32(round));
+            (d.olderUnits, d.newerUnits) = (0, 0);
+        } else {
+            (uint256 baseCrf,) = _factors(o, d.baseRound);
+            uint256 added = Math.mulDiv(pending, baseCrf, pendingCrf);
+            d.feeUnits = (units + added).toUint128();
+            _addLateUnits(d, added, round, c);
+        }
+        (d.pendingAmount, d.pendingRound) = (0, 0);
+    }
+
+    /// @dev Records `units` folded in at `round` as the newer late part. A late part whose round can no longer
+    /// receive fees is final and dropped (the caller re-snapshots `feesSettled`); when both are still live the older
+    /// merges into the newer's round.
+    function _addLateUnits(Delegator storage d, uint256 units, uint256 round, uint256 c) private {
+        // Bounded round arithmetic; the merged sum is cast with a check.
+        unchecked {
+            uint256 lastClosed = c - 1 - Math.min(c - 1, maxFeeBackfillRounds);
+            uint256 older = d.olderRound <= lastClosed ? 0 : d.olderUnits;
+            uint256 newer = d.newerRound <= lastClosed ? 0 : d.newerUnits;
+            if (newer != 0) (d.olderUnits, d.olderRound) = ((older + newer).toUint128(), d.newerRound);
+            else if (older == 0) d.olderUnits = 0;
+            (d.newerUnits, d.newerRound) = (uint128(units), uint32(round));
+        }
+    }
+
+    /// @dev The current reward factor of `o` in round `c` and a pool round where it is final: round `c`'s pool once
+    /// `o` has called reward in `c` (no more reward can come in `c`), else the latest pool before `c`.
+    function _finalFactor(address o, uint256 c) private view returns (uint256 crf, uint256 round) {
+        Orchestrator storage os = _orchestrators[o];
+        round = os.lastRewardRound == c ? c : _latestPoolRound(os.poolRounds, c - 1);
+        (crf,) = _factors(o, round);
+    }
+
+    /// @dev The bonded part's stake at `o`'s current factor `crf`.
+    function _bondedNow(address o, Delegator storage d, uint256 crf) private view returns (uint256) {
+        uint256 bonded = d.bondedAmount;
+        if (bonded == 0) return 0;
+        (uint256 stakeCrf,) = _factors(o, d.stakeRound);
+        return Math.mulDiv(bonded, crf, stakeCrf);
+    }
+
+    /// @dev Adds `amount` of stake bonded in round `c` (after a claim, any pending stake is of round `c` too).
+    function _addPending(Delegator storage d, uint256 amount, uint256 c) private {
+        // uint256 sums of uint128 amounts; the casts below are checked.
+        unchecked {
+            d.pendingAmount = (d.pendingAmount + amount).toUint128();
+            d.pendingRound = uint32(c);
+            d.startRound = uint32(c + 1);
+        }
+    }
+
+    /// @dev Removes `amount` (less than the stake) from a claimed position: pending stake first (it has not started
+    /// earning), then the bonded part — exactly on the stake side, rounded up on the fee side, newest folded units
+    /// first. The fees already settled stay; the removed stake earns nothing more, not even fees credited later for
+    /// rounds it was in.
+    function _removeStake(address o, Delegator storage d, uint256 amount, uint256 c) private {
+        // `amount` is at most the stake, so `rest` is at most the bonded part.
+        unchecked {
+            uint256 pending = d.pendingAmount;
+            uint256 fromPending = amount < pending ? amount : pending;
+            if (fromPending != 0) d.pendingAmount = uint128(pending - fromPending);
+            uint256 rest = amount - fromPending;
+            if (rest != 0) {
+                (uint256 crf, uint256 stakeRound) = _finalFactor(o, c);
+                d.bondedAmount = uint128(_bondedNow(o, d, crf) - rest);
+                d.stakeRound = uint32(stakeRound);
+                _removeFeeUnits(o, d, rest, crf, c);
+            }
+            (, uint256 gross) = _position(o, d, true);
+            d.feesSettled = uint128(gross);
+        }
+    }
+
+    /// @dev Takes the fee units of `stake` (worth it at factor `crf`, rounded up) off the fee side: base units first,
+    /// then the older late part, both to the exit record (any split of fungible stake is fair as long as each
+    /// round's units are conserved), then the newer late part, which leaves without its late fees (it arrived at
+    /// most a round or two ago).
+    function _removeFeeUnits(address o, Delegator storage d, uint256 stake, uint256 crf, uint256 c) private {
+        // The late parts are part of `feeUnits` and `removed` is at most `feeUnits`.
+        unchecked {
+            (uint256 baseCrf,) = _factors(o, d.baseRound);
+            uint256 units = d.feeUnits;
+            uint256 removed = Math.min(Math.mulDiv(stake, baseCrf, crf, Math.Rounding.Ceil), units);
+            d.feeUnits = uint128(units - removed);
+            uint256 newer = d.newerUnits;
+            uint256 older = d.olderUnits;
+            uint256 fromBase = Math.min(removed, units - newer - older);
+            uint256 fromOlder = Math.min(older, removed - fromBase);
+            d.olderUnits = uint128(older - fromOlder);
+            d.newerUnits = uint128(newer - (removed - fromBase - fromOlder));
+            _exit(o, d, fromBase + fromOlder, fromOlder, d.olderRound, c);
+        }
+    }
+
+    /// @dev Moves `units` of the fee side (at its base; `late` of them arrived at `lateRound`) to the exit record:
+    /// they keep earning fees credited later for rounds up to `c` (the stake was there at the round's start). Call
+    /// after a claim, before changing the position.
+    function _exit(address o, Delegator storage d, uint256 units, uint256 late, uint256 lateRound, uint256 c)
+        private
+    {
+        if (units == 0) return;
+        uint256 base = d.baseRound;
+        uint256 end = c;
+        // A closed record is cleared here; an open one to other pools is cut short (its later fees are lost).
+        _settleExit(d, c);
+        if (d.exitUnits != 0) {
+            if (d.exitDelegate == o && d.exitBase == base) {
+                // Same pools: merge, keeping the earlier end and the later arrival (never paying more).
+                units += d.exitUnits;
+                end = d.exitEnd;
+                if (d.exitLate != 0) (late, lateRound) = (late + d.exitLate, Math.max(lateRound, d.exitLateRound));
+            }
+        }
+        (d.exitDelegate, d.exitBase) = (o, uint32(base));
+        (d.exitEnd, d.exitLateRound) = (uint32(end), uint32(lateRound));
+        d.exitUnits = uint128(units);
+        d.exitLate = uint128(late);
+        d.exitSettled = uint128(_exitFees(d, true));
+    }
+
+    /// @dev Pays the exit record's fees credited since the last settlement; clears it once round `exitEnd` can no
+    /// longer receive fees in round `c`.
+    function _settleExit(Delegator storage d, uint256 c) private {
+        // Fees are only added when gross > settled; the sum is cast with a check.
+        unchecked {
+            if (d.exitUnits == 0) return;
+            uint256 gross = _exitFees(d, false);
+            uint256 settled = d.exitSettled;
+            if (gross > settled) {
+                d.fees = (d.fees + gross - settled).toUint128();
+                d.exitSettled = uint128(gross);
+            }
+            if (d.exitEnd + maxFeeBackfillRounds < c) {
+                (d.exitUnits, d.exitSettled) = (0, 0);
+            }
+        }
+    }
+
+    /// @dev The exit record's gross fees, rounded down (up to snapshot).
+    function _exitFees(Delegator storage d, bool up) private view returns (uint256 gross) {
+        // Fee factors only grow with the round; the subtraction saturates.
+        unchecked {
+            address o = d.exitDelegate;
+            (uint256 baseCrf, uint256 baseCff) = _factors(o, d.exitBase);
+            (, uint256 endCff) = _factors(o, d.exitEnd);
+            gross = Math.mulDiv(d.exitUnits, endCff - baseCff, baseCrf, up ? Math.Rounding.Ceil : Math.Rounding.Floor);
+            uint256 early = _earlyFees(o, d.exitLate, d.exitLateRound, baseCrf, baseCff, up);
+            gross = gross > early ? gross - early : 0;
+        }
+    }
+
+    /// @dev Empties the position (after a claim); the bonded fee units but the newer late part go to the exit record.
+    function _clearPosition(address o, Delegator storage d, uint256 c) private {
+        _exit(o, d, d.feeUnits - d.newerUnits, d.olderUnits, d.olderRound, c);
+        (d.bondedAmount, d.pendingAmount, d.feeUnits) = (0, 0, 0);
+        (d.feesSettled, d.olderUnits, d.newerUnits) = (0, 0, 0);
     }
 
     function _pendingEarnings(address delegator) private view returns (uint256 stake, uint256 fees) {
         Delegator storage d = _delegators[delegator];
         address o = d.delegate;
-        if (o == address(0)) return (uint256(d.bondedAmount) + d.pendingAmount, d.fees);
-        (uint256 endCrf, uint256 endCff) = _factors(o, uint32(_orchestrators[o].poolRounds));
-        (stake, fees) = _earnings(o, d, endCrf, endCff, true);
-        fees += d.fees;
-    }
-
-    /// @dev `d`'s stake at `o` measured at factors (`endCrf`, `endCff`) and the fees earned since its last claim;
-    /// the pending part is left out unless `withPending`.
-    function _earnings(address o, Delegator storage d, uint256 endCrf, uint256 endCff, bool withPending)
-        private
-        view
-        returns (uint256 stake, uint256 fees)
-    {
-        uint256 last = d.lastClaimRound;
-        uint256 bonded = d.bondedAmount;
-        if (bonded != 0) {
-            (uint256 crf, uint256 cff) = _factorsAt(o, last, d.factorRound);
-            // With a reward lead the stake is measured one round later; per unit of its factor, the fees owed
-            // are the same (stake_a / CRF_a is constant between claims).
-            if (d.rewardLead) (crf,) = _factors(o, last + 1);
-            stake = Math.mulDiv(bonded, endCrf, crf);
-            fees = Math.mulDiv(bonded, endCff - cff - d.feeOffset, crf);
+        fees = d.fees;
+        if (d.exitUnits != 0) {
+            uint256 exitGross = _exitFees(d, false);
+            uint256 exitSettled = d.exitSettled;
+            if (exitGross > exitSettled) fees += exitGross - exitSettled;
         }
-        uint256 pending = d.pendingAmount;
-        if (withPending && pending != 0) {
-            (uint256 crf, uint256 cff) = _factors(o, last + 1);
-            stake += Math.mulDiv(pending, endCrf, crf);
-            fees += Math.mulDiv(pending, endCff - cff, crf);
-        }
-    }
-
-    /// @dev Factors at the end of `round`: its pool, or the pool at `fallbackRound` (the latest earlier pool when
-    /// the reference was taken; any pool materialised since in between would have materialised `round` too).
-    function _factorsAt(address o, uint256 round, uint256 fallbackRound) private view returns (uint256, uint256) {
-        EarningsPool storage pool = _pools[o][round];
-        uint256 crf = pool.cumulativeRewardFactor;
-        if (crf != 0) return (crf, pool.cumulativeFeeFactor);
-        return _factors(o, fallbackRound);
+        if (o == address(0)) return (0, fees);
+        uint256 gross;
+        (stake, gross) = _position(o, d, false);
+        uint256 settled = d.feesSettled;
+        if (gross > settled) fees += gross - settled;
     }
 
     /// @dev Factors of the pool at `round`, or the initial factors when there is none.
@@ -954,12 +1152,15 @@ contract BondingManager is IBondingManager, Ownable {
 
     /// @dev The latest remembered pool round ≤ `round` (0 when none).
     function _latestPoolRound(uint256 packed, uint256 round) private pure returns (uint256) {
-        for (uint256 i; i < POOL_ROUND_SLOTS; ++i) {
-            uint256 r = uint32(packed >> (32 * i));
-            if (r == 0) return 0;
-            if (r <= round) return r;
+        // Shifts only.
+        unchecked {
+            for (uint256 i; i < POOL_ROUND_SLOTS; ++i) {
+                uint256 r = uint32(packed >> (32 * i));
+                if (r == 0) return 0;
+                if (r <= round) return r;
+            }
+            return 0;
         }
-        return 0;
     }
 
     /// @dev Materialises `o`'s pool of the current round `c` if this is the first event of the round for `o`:
@@ -1004,12 +1205,15 @@ contract BondingManager is IBondingManager, Ownable {
         view
         returns (uint256[] memory stakes)
     {
-        stakes = new uint256[](c - r + 1);
-        uint256 stake = os.totalStake;
-        for (uint256 i = stakes.length; i > 0; --i) {
-            EarningsPool storage pool = _pools[o][r + i - 1];
-            if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
-            stakes[i - 1] = stake;
+        // Indices within r..c.
+        unchecked {
+            stakes = new uint256[](c - r + 1);
+            uint256 stake = os.totalStake;
+            for (uint256 i = stakes.length; i > 0; --i) {
+                EarningsPool storage pool = _pools[o][r + i - 1];
+                if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
+                stakes[i - 1] = stake;
+            }
         }
     }
 
@@ -1032,14 +1236,17 @@ contract BondingManager is IBondingManager, Ownable {
 
     /// @dev `packed` with every round of `r..c` (now all materialised) first, then the older remembered rounds.
     function _withPoolRounds(uint256 packed, uint256 r, uint256 c) private pure returns (uint256 newPacked) {
-        uint256 count;
-        for (uint256 k = c; k >= r && count < POOL_ROUND_SLOTS; --k) {
-            newPacked |= uint256(k.toUint32()) << (32 * count++);
-        }
-        for (uint256 i; i < POOL_ROUND_SLOTS && count < POOL_ROUND_SLOTS; ++i) {
-            uint256 old = uint32(packed >> (32 * i));
-            if (old == 0) break;
-            if (old < r) newPacked |= old << (32 * count++);
+        // Round numbers and slot counts are small.
+        unchecked {
+            uint256 count;
+            for (uint256 k = c; k >= r && count < POOL_ROUND_SLOTS; --k) {
+                newPacked |= uint256(k.toUint32()) << (32 * count++);
+            }
+            for (uint256 i; i < POOL_ROUND_SLOTS && count < POOL_ROUND_SLOTS; ++i) {
+                uint256 old = uint32(packed >> (32 * i));
+                if (old == 0) break;
+                if (old < r) newPacked |= old << (32 * count++);
+            }
         }
     }
 
@@ -1078,41 +1285,44 @@ contract BondingManager is IBondingManager, Ownable {
         address prev,
         address next
     ) private {
-        Params memory params = _params;
-        bool qualifies = os.registered && newTotal != 0 && newTotal >= params.minimumStake;
-        if (_pool.contains(o)) {
-            if (!qualifies) {
-                _pool.remove(o);
-                _totals.nextRoundTotalActiveStake -= uint128(oldTotal);
-                _deactivate(o, os, c + 1);
+        // The list total is the sum of its keys (stakes < 2^128), so no step can wrap.
+        unchecked {
+            Params memory params = _params;
+            bool qualifies = os.registered && newTotal != 0 && newTotal >= params.minimumStake;
+            if (_pool.contains(o)) {
+                if (!qualifies) {
+                    _pool.remove(o);
+                    _totals.nextRoundTotalActiveStake -= uint128(oldTotal);
+                    _deactivate(o, os, c + 1);
+                    return;
+                }
+                _pool.update(o, newTotal, prev, next);
+                _totals.nextRoundTotalActiveStake = (_totals.nextRoundTotalActiveStake + newTotal - oldTotal).toUint128();
                 return;
             }
-            _pool.update(o, newTotal, prev, next);
-            _totals.nextRoundTotalActiveStake = (_totals.nextRoundTotalActiveStake + newTotal - oldTotal).toUint128();
-            return;
-        }
-        if (!qualifies) return;
-        if (_pool.size >= params.maxActiveOrchestrators) {
-            address last = _pool.tail;
-            uint256 lastStake = _pool.getKey(last);
-            if (newTotal <= lastStake) return;
-            _pool.remove(last);
-            _totals.nextRoundTotalActiveStake -= uint128(lastStake);
-            _deactivate(last, _orchestrators[last], c + 1);
-            // A hint next to the evicted tail now means the end of the list.
-            if (next == last) next = address(0);
-            if (prev == last) prev = _pool.tail;
-        }
-        _pool.insert(o, newTotal, prev, next);
-        _totals.nextRoundTotalActiveStake += uint128(newTotal);
-        if (_isActive(os, c)) {
-            // Left and came back within the round: it never stopped being active.
-            os.deactivationRound = NEVER;
-            emit OrchestratorActivated(o, os.activationRound);
-        } else {
-            os.activationRound = uint64(c + 1);
-            os.deactivationRound = NEVER;
-            emit OrchestratorActivated(o, c + 1);
+            if (!qualifies) return;
+            if (_pool.size >= params.maxActiveOrchestrators) {
+                address last = _pool.tail;
+                uint256 lastStake = _pool.getKey(last);
+                if (newTotal <= lastStake) return;
+                _pool.remove(last);
+                _totals.nextRoundTotalActiveStake -= uint128(lastStake);
+                _deactivate(last, _orchestrators[last], c + 1);
+                // A hint next to the evicted tail now means the end of the list.
+                if (next == last) next = address(0);
+                if (prev == last) prev = _pool.tail;
+            }
+            _pool.insert(o, newTotal, prev, next);
+            _totals.nextRoundTotalActiveStake += uint128(newTotal);
+            if (_isActive(os, c)) {
+                // Left and came back within the round: it never stopped being active.
+                os.deactivationRound = NEVER;
+                emit OrchestratorActivated(o, os.activationRound);
+            } else {
+                os.activationRound = uint64(c + 1);
+                os.deactivationRound = NEVER;
+                emit OrchestratorActivated(o, c + 1);
+            }
         }
     }
 
@@ -1130,14 +1340,6 @@ contract BondingManager is IBondingManager, Ownable {
     // Internals: unbonding locks
     // =============================================================================================================
 
-    /// @dev Removes `amount` from a delegator's stake, taking stake added this round first (it has not started
-    /// earning yet).
-    function _takeStake(Delegator storage d, uint256 bonded, uint256 pending, uint256 amount) private {
-        uint256 fromPending = amount < pending ? amount : pending;
-        d.pendingAmount = uint128(pending - fromPending);
-        d.bondedAmount = uint128(bonded - (amount - fromPending));
-    }
-
     function _createLock(address account, Delegator storage d, uint256 amount, uint256 c)
         private
         returns (uint256 lockId, uint256 withdrawRound)
@@ -1154,43 +1356,47 @@ contract BondingManager is IBondingManager, Ownable {
 
     /// @dev Deletes the lock and returns what it is worth now.
     function _consumeLock(address account, uint256 lockId) private returns (uint256 amount, uint256 withdrawRound) {
-        Lock memory lock = _locks[account][lockId];
-        withdrawRound = lock.withdrawRound;
-        if (withdrawRound == 0) revert InvalidUnbondingLock(lockId);
-        LockBook storage book = _lockBooks[account];
-        amount = _lockValue(book, lock.shares, lock.epoch);
-        if (lock.epoch == book.epoch) book.totalShares -= lock.shares;
-        delete _locks[account][lockId];
+        // A lock's shares are part of its book's total.
+        unchecked {
+            Lock memory lock = _locks[account][lockId];
+            withdrawRound = lock.withdrawRound;
+            if (withdrawRound == 0) revert InvalidUnbondingLock(lockId);
+            LockBook storage book = _lockBooks[account];
+            amount = _lockValue(book, lock.shares, lock.epoch);
+            if (lock.epoch == book.epoch) book.totalShares -= lock.shares;
+            delete _locks[account][lockId];
+        }
     }
 
     function _lockValue(LockBook storage book, uint256 shares, uint256 epoch) private view returns (uint256) {
-        if (epoch != book.epoch) return 0;
-        uint256 scaleLoss = book.scaleLoss;
-        return scaleLoss == 0 ? shares : shares * (PRECISE - scaleLoss) / PRECISE;
+        // scaleLoss <= PRECISE and shares < 2^128.
+        unchecked {
+            if (epoch != book.epoch) return 0;
+            uint256 scaleLoss = book.scaleLoss;
+            return scaleLoss == 0 ? shares : shares * (PRECISE - scaleLoss) / PRECISE;
+        }
     }
 
     /// @dev Shrinks all of `account`'s locks by `fraction` ppm and returns the LPT taken.
     function _slashLocks(address account, uint256 fraction) private returns (uint256 penalty) {
-        LockBook storage book = _lockBooks[account];
-        uint256 shares = book.totalShares;
-        if (shares == 0 || fraction == 0) return 0;
-        uint256 scale = PRECISE - book.scaleLoss;
-        uint256 before = shares * scale / PRECISE;
-        if (fraction == PPM) {
-            // Every lock worth nothing: a new epoch voids them without touching each one.
-            book.epoch += 1;
-            book.totalShares = 0;
-            book.scaleLoss = 0;
-            return before;
+        // scale <= PRECISE, fraction <= PPM and shares < 2^128: every product fits.
+        unchecked {
+            LockBook storage book = _lockBooks[account];
+            uint256 shares = book.totalShares;
+            if (shares == 0 || fraction == 0) return 0;
+            uint256 scale = PRECISE - book.scaleLoss;
+            uint256 before = shares * scale / PRECISE;
+            uint256 newScale = scale * (PPM - fraction) / PPM;
+            // A full slash voids every lock by starting a new epoch, without touching each one. Below a billionth of their amount the locks are as good as gone; voiding them keeps the shares of new
+            // locks (amount / scale) within uint128.
+            if (newScale < PRECISE / 1e9) {
+                book.epoch += 1;
+                book.totalShares = 0;
+                book.scaleLoss = 0;
+                return before;
+            }
+            book.scaleLoss = uint96(PRECISE - newScale);
+            penalty = before - shares * newScale / PRECISE;
         }
-        uint256 newScale = scale * (PPM - fraction) / PPM;
-        if (newScale == 0) {
-            book.epoch += 1;
-            book.totalShares = 0;
-            book.scaleLoss = 0;
-            return before;
-        }
-        book.scaleLoss = uint96(PRECISE - newScale);
-        penalty = before - shares * newScale / PRECISE;
     }
 }

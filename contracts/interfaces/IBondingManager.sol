@@ -9,11 +9,11 @@ pragma solidity 0.8.30;
 /// Earnings use per-(orchestrator, round) pools with a cumulative reward factor (CRF, starts at PRECISE) and a
 /// cumulative fee factor (CFF). Claims are O(1) whatever the number of rounds: a stake `s` measured at the end of
 /// round `a` is worth `s * CRF_b / CRF_a` at the end of round `b` and has earned `s * (CFF_b - CFF_a) / CRF_a` in
-/// fees. Stake bonded in round `r` earns from round `r + 1`. A claim made during round `c` settles everything
-/// through the end of round `c` when the delegate has already called reward in `c`, else through the end of
-/// round `c - 1` (round `c`'s reward is then settled by a later claim), so claiming early never forfeits a
-/// reward. Fees credited late (for an earlier ticket round) reach the delegators who had not yet claimed past
-/// that round. All rounding is down.
+/// fees. Stake bonded in round `r` earns from round `r + 1`. Rewards compound without claims (a delegator's stake
+/// is always its stake "now"); a claim moves the fees earned so far into the delegator's claimed fees and never
+/// forfeits anything: fees credited later — also for earlier ticket rounds — still reach the stake that was
+/// bonded in those rounds. Stake that leaves (unbond, move, slash) earns nothing more, not even fees credited
+/// later for rounds it was in. All rounding is down.
 ///
 /// Every stake-changing call first claims the caller's (and only the caller's) earnings and requires the
 /// current round to be initialised.
@@ -23,7 +23,7 @@ interface IBondingManager {
     // -----------------------------------------------------------------------------------------------------------
 
     /// @notice A delegator as returned by `getDelegator`.
-    /// @param bondedAmount Stake as of the last claim (`pendingStake` adds rewards earned since).
+    /// @param bondedAmount Stake now, rewards included (the same as `pendingStake`).
     /// @param fees Claimed fees (wei) not yet withdrawn (`pendingFees` adds fees earned since).
     /// @param delegate The orchestrator the stake is bonded to (zero when unbonded).
     /// @param startRound The first round in which the stake most recently bonded earns.
@@ -153,11 +153,12 @@ interface IBondingManager {
     event WithdrawStake(address indexed delegator, uint256 unbondingLockId, uint256 amount, uint256 withdrawRound);
     /// @notice Emitted when fees are paid out to `recipient`.
     event WithdrawFees(address indexed delegator, address indexed recipient, uint256 amount);
-    /// @notice Emitted when a claim settles rounds `startRound`..`endRound` (inclusive) of a delegator.
+    /// @notice Emitted when a delegator's earnings are claimed in round `endRound + 1`: `stake` is its stake then
+    /// (rewards included), `fees` the fees moved into its claimed fees; `startRound` is one after the previous claim.
     event EarningsClaimed(
         address indexed delegate,
         address indexed delegator,
-        uint256 rewards,
+        uint256 stake,
         uint256 fees,
         uint256 startRound,
         uint256 endRound
@@ -400,6 +401,10 @@ interface IBondingManager {
 
     /// @notice The active stake snapshot of the current round (taken when it was initialised).
     function currentRoundTotalActiveStake() external view returns (uint256);
+
+    /// @notice The number of orchestrators active in the current round, snapshotted when it was initialised (the
+    /// TicketBroker splits reserves by it, so a set changing mid-round cannot over-allocate a reserve).
+    function currentRoundActiveCount() external view returns (uint256);
 
     /// @notice The active set's total stake now (it becomes the next round's active stake).
     function nextRoundTotalActiveStake() external view returns (uint256);

@@ -52,7 +52,7 @@ library SortedList {
         if (id == address(0)) revert InvalidNode(id);
         Node storage node = self.nodes[id];
         if (node.inList) revert NodeExists(id);
-        (address prev, address next) = _validInsertHint(self, key, prevHint, nextHint)
+        (address prev, address next) = _validHint(self, id, key, prevHint, nextHint, address(0), address(0))
             ? (prevHint, nextHint)
             : _findFromEnds(self, key);
         _link(self, node, id, key, prev, next);
@@ -66,7 +66,7 @@ library SortedList {
         address curPrev = node.prev;
         address curNext = node.next;
         bool hinted = (prevHint != curPrev || nextHint != curNext) && prevHint != id && nextHint != id;
-        if (hinted && _validUpdateHint(self, id, newKey, prevHint, nextHint, curPrev, curNext)) {
+        if (hinted && _validHint(self, id, newKey, prevHint, nextHint, curPrev, curNext)) {
             _unlink(self, curPrev, curNext);
             _link(self, node, id, newKey, prevHint, nextHint);
             return;
@@ -103,27 +103,10 @@ library SortedList {
         self.size -= 1;
     }
 
-    function _validInsertHint(Data storage self, uint256 key, address prev, address next)
-        private
-        view
-        returns (bool)
-    {
-        if (prev == address(0)) {
-            if (next != self.head) return false;
-        } else {
-            Node storage p = self.nodes[prev];
-            if (!p.inList || p.key < key || p.next != next) return false;
-        }
-        if (next == address(0)) {
-            // prev.next == 0 (checked above) already makes prev the tail; (0, 0) needs an empty list.
-            return prev != address(0) || self.tail == address(0);
-        }
-        // next is prev's successor or the head, so it is a member.
-        return self.nodes[next].key <= key;
-    }
-
-    /// @dev Like `_validInsertHint` but against the list without `id` (whose neighbours are `curPrev`, `curNext`).
-    function _validUpdateHint(
+    /// @dev Whether `(prev, next)` is a correct position for `key` in the list without `id` (whose neighbours are
+    /// `curPrev`, `curNext`; both zero when `id` is not in the list): adjacent members (or ends) with
+    /// `prev.key >= key >= next.key`.
+    function _validHint(
         Data storage self,
         address id,
         uint256 key,

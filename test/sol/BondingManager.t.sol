@@ -917,6 +917,88 @@ contract BondingManagerTest is Fixture {
         assertEq(bm.pendingFees(o1), 0.5 ether, "orchestrator gets its share");
     }
 
+    /// @dev THREATS 9: "the orchestrator cashes after its delegators leave" — the fees still go to the pool of the
+    /// ticket's round, so the delegators who were bonded then (and left since) get their share.
+    function test_updateOrchestratorWithFees_backfillReachesDelegatorWhoUnbondedSinceTicketRound() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        _unbond(d1, 1000 ether);
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.5 ether, "delegator bonded in the ticket's round gets its share");
+        _nextRound();
+        vm.prank(d1);
+        bm.withdrawFees(payable(d1), 0.5 ether);
+        assertEq(d1.balance, 0.5 ether, "and can withdraw it");
+    }
+
+    function test_updateOrchestratorWithFees_backfillReachesDelegatorWhoMovedSinceTicketRound() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _registerOrchestrator(o2, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        vm.prank(d1);
+        bm.bond(0, o2);
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.5 ether, "delegator bonded to o1 in the ticket's round gets its share");
+    }
+
+    function test_updateOrchestratorWithFees_backfillReachesPartOfStakeUnbondedSinceTicketRound() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        _unbond(d1, 400 ether);
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.5 ether, "the whole stake of the ticket's round shares the fees");
+    }
+
+    function test_updateOrchestratorWithFees_backfillReachesStakeUnbondedInTwoSteps() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        _unbond(d1, 100 ether); // before the ticket's round
+        _nextRound();
+        uint256 ticketRound = _round(); // o1 1000, d1 900 earning
+        _nextRound();
+        _unbond(d1, 100 ether); // after it
+        _creditFees(o1, 1 ether, ticketRound);
+        assertApproxEqAbs(bm.pendingFees(d1), uint256(1 ether) * 900 / 1900, 2, "d1's 900 LPT of the ticket's round");
+        assertApproxEqAbs(bm.pendingFees(o1), uint256(1 ether) * 1000 / 1900, 2, "o1's 1000 LPT of the ticket's round");
+    }
+
+    function test_updateOrchestratorWithFees_backfillReachesStakeOfDelegatorWhoToppedUpSinceTicketRound() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _bond(d1, 500 ether, o1); // added during the ticket's round: earns from the next round
+        _nextRound();
+        _bond(d1, 1 ether, o1); // any later stake change settles the earlier additions
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.5 ether, "the 1000 LPT bonded in the ticket's round get their share");
+    }
+
+    function test_updateOrchestratorWithFees_backfillReachesStakeAddedOverSeveralRounds() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        _bond(d1, 500 ether, o1);
+        _nextRound();
+        uint256 ticketRound = _round(); // d1 has 1500 LPT earning here, o1 1000
+        _bond(d1, 250 ether, o1);
+        _nextRound();
+        _bond(d1, 1 ether, o1);
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(d1), 0.6 ether, "all of d1's stake of the ticket's round gets its share");
+        assertEq(bm.pendingFees(o1), 0.4 ether, "o1's share");
+    }
+
     /// @dev Orchestrators call reward at the start of a round, while winning tickets of the previous round are
     /// still being redeemed; reward claims the orchestrator's own earnings, which must not forfeit those fees.
     function test_updateOrchestratorWithFees_backfillAfterRewardReachesOrchestratorsOwnStake() public {

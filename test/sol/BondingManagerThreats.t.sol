@@ -867,6 +867,32 @@ contract BondingManagerThreatsTest is Fixture {
         assertApproxEqAbs(bm.pendingStake(o1), stake - stake / 2, 1, "half of the stake incl. rewards");
     }
 
+    /// @dev A slash takes LPT, not fees already earned: fees of an earlier round credited after the slash still
+    /// reach all of the stake that was bonded in that round.
+    function test_slash_keepsLateFeesOfEarlierRoundsOnSlashedStake() public {
+        _registerOrchestrator(o1, 1000 ether, 0, 500_000);
+        _nextRound();
+        uint256 ticketRound = _round();
+        _nextRound();
+        _slash(o1, 500_000, address(0));
+        _creditFees(o1, 1 ether, ticketRound);
+        assertEq(bm.pendingFees(o1), 1 ether, "the only staker of the ticket's round gets all its fees");
+    }
+
+    function test_slash_twiceAroundTicketRoundKeepsLateFeesOnSlashedStake() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 1000 ether, o1);
+        _nextRound();
+        _slash(o1, 100_000, address(0)); // before the ticket's round: o1 900
+        _nextRound();
+        uint256 ticketRound = _round(); // o1 900, d1 1000 earning
+        _nextRound();
+        _slash(o1, 100_000, address(0)); // after it
+        _creditFees(o1, 1 ether, ticketRound);
+        assertApproxEqAbs(bm.pendingFees(o1), uint256(1 ether) * 900 / 1900, 2, "o1's 900 LPT of the ticket's round");
+        assertApproxEqAbs(bm.pendingFees(d1), uint256(1 ether) * 1000 / 1900, 2, "d1's 1000 LPT of the ticket's round");
+    }
+
     function test_slash_onlyRegisteredVerifiersCanSlash() public {
         _registerOrchestrator(o1, 1000 ether, 0, 0);
         // Not even the owner, unless registered.
