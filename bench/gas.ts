@@ -81,7 +81,12 @@ async function main() {
         c.roundsManager.read.blockNum(),
       ]);
       await test.mine({ blocks: Math.max(1, Number(start + length - now)) });
-      return gas(deployer, 'initializeRound', manifest.contracts.RoundsManager, encodeFunctionData({ abi: c.roundsManager.abi, functionName: 'initializeRound' }));
+      return gas(
+        deployer,
+        'initializeRound',
+        manifest.contracts.RoundsManager,
+        encodeFunctionData({ abi: c.roundsManager.abi, functionName: 'initializeRound' }),
+      );
     };
 
     // Under automine every transaction is a block, so registering 1000 orchestrators spans many rounds: move
@@ -110,7 +115,11 @@ async function main() {
         pending.push(
           await deployer.walletClient.sendTransaction({
             to: manifest.contracts.LivepeerToken,
-            data: encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'transfer', args: [s.account.address, 2000n * LPT] }),
+            data: encodeFunctionData({
+              abi: livepeerTokenAbi,
+              functionName: 'transfer',
+              args: [s.account.address, 2000n * LPT],
+            }),
             nonce: nonce++,
             gas: 100_000n,
           }),
@@ -122,7 +131,12 @@ async function main() {
         const stake = 1000n * LPT + BigInt(i) * LPT;
         const a = s.account.address;
         await ensureRoundOpen();
-        await gas(s, 'approve', manifest.contracts.LivepeerToken, encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'approve', args: [bm, 2000n * LPT] }));
+        await gas(
+          s,
+          'approve',
+          manifest.contracts.LivepeerToken,
+          encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'approve', args: [bm, 2000n * LPT] }),
+        );
         await callBm(s, 'bond self', 'bond', [stake, a]);
         await callBm(s, 'register', 'registerOrchestrator', [100_000n, 500_000n]);
         setStake(a, stake);
@@ -134,14 +148,37 @@ async function main() {
     const newDelegator = async (key: Hex, amount: bigint) => {
       const s = signer(key);
       await test.setBalance({ address: s.account.address, value: parseEther('100') });
-      await gas(deployer, 'fund delegator', manifest.contracts.LivepeerToken, encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'transfer', args: [s.account.address, amount * 2n] }));
-      await gas(s, 'approve', manifest.contracts.LivepeerToken, encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'approve', args: [bm, amount * 2n] }));
+      await gas(
+        deployer,
+        'fund delegator',
+        manifest.contracts.LivepeerToken,
+        encodeFunctionData({
+          abi: livepeerTokenAbi,
+          functionName: 'transfer',
+          args: [s.account.address, amount * 2n],
+        }),
+      );
+      await gas(
+        s,
+        'approve',
+        manifest.contracts.LivepeerToken,
+        encodeFunctionData({ abi: livepeerTokenAbi, functionName: 'approve', args: [bm, amount * 2n] }),
+      );
       return s;
     };
     const bondTo = async (s: SignerConnection, orchestrator: Address, amount: bigint, hinted: boolean) => {
       const newStake = stakeOf(orchestrator) + amount;
-      const h = hinted ? positionHint(pool, orchestrator, newStake) : { prev: zeroAddress, next: zeroAddress };
-      const used = await callBm(s, 'bond', 'bondWithHint', [amount, orchestrator, zeroAddress, zeroAddress, h.prev, h.next]);
+      const h = hinted
+        ? positionHint(pool, orchestrator, newStake)
+        : { prev: zeroAddress, next: zeroAddress };
+      const used = await callBm(s, 'bond', 'bondWithHint', [
+        amount,
+        orchestrator,
+        zeroAddress,
+        zeroAddress,
+        h.prev,
+        h.next,
+      ]);
       setStake(orchestrator, newStake);
       return used;
     };
@@ -172,7 +209,14 @@ async function main() {
     const topUp = LPT / 4n;
     {
       const h = positionHint(pool, o, stakeOf(o) + topUp);
-      result['bond.topUp.n1000.hinted'] = await callBm(main.s, 'top-up', 'bondWithHint', [topUp, o, zeroAddress, zeroAddress, h.prev, h.next]);
+      result['bond.topUp.n1000.hinted'] = await callBm(main.s, 'top-up', 'bondWithHint', [
+        topUp,
+        o,
+        zeroAddress,
+        zeroAddress,
+        h.prev,
+        h.next,
+      ]);
       setStake(o, stakeOf(o) + topUp);
     }
 
@@ -242,13 +286,20 @@ async function main() {
       const fees = parseEther('1');
       const round = await c.roundsManager.read.currentRound();
       await deployer.walletClient
-        .sendTransaction({ to: manifest.contracts.Minter, data: encodeFunctionData({ abi: c.minter.abi, functionName: 'depositETH' }), value: fees })
+        .sendTransaction({
+          to: manifest.contracts.Minter,
+          data: encodeFunctionData({ abi: c.minter.abi, functionName: 'depositETH' }),
+          value: fees,
+        })
         .then((h) => waitForSuccess(deployer, h, 'fund minter'));
       await callBm(deployer, 'credit fees', 'updateOrchestratorWithFees', [rewarder, fees, round]);
       await nextRound();
       await rewardWithHint();
       const pending = await c.bondingManager.read.pendingFees([claim100.account.address]);
-      result.withdrawFees = await callBm(claim100, 'withdrawFees', 'withdrawFees', [claim100.account.address, pending]);
+      result.withdrawFees = await callBm(claim100, 'withdrawFees', 'withdrawFees', [
+        claim100.account.address,
+        pending,
+      ]);
     }
 
     const ordered = Object.fromEntries(

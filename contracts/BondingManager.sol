@@ -67,14 +67,16 @@ contract BondingManager is IBondingManager, Ownable {
         uint128 newerUnits;
         // Stake that left `exitDelegate` in round `exitEnd` keeps the fees later credited for the rounds it was in
         // until those rounds close: `exitUnits` at the pool of `exitBase`.
-        // `exitLate` of them only arrived at `exitLateRound`.
+        // `exitLate` of them only arrived at `exitLateRound`, `exitLeft` already left at `exitLeftRound`.
         address exitDelegate;
         uint32 exitBase;
         uint32 exitEnd;
         uint32 exitLateRound;
         uint128 exitUnits;
-        uint128 exitSettled;
+        uint96 exitSettled;
+        uint32 exitLeftRound;
         uint128 exitLate;
+        uint128 exitLeft;
     }
 
     struct Orchestrator {
@@ -852,12 +854,10 @@ contract BondingManager is IBondingManager, Ownable {
         return _loadRoundCache().round;
     }
 
-    /// @dev The current round for views, which must work whether or not it is initialised.
+    /// @dev The round views answer for: the last initialised one. A round's active set and cuts are fixed when it
+    /// is initialised, and nothing can change before it is, so until then the previous round's stay in force.
     function _viewRound() private view returns (uint256) {
-        RoundCache memory rc = _roundCache;
-        if (block.number < rc.endBlock) return rc.round;
-        address rm = roundsManager;
-        return rm == address(0) ? 0 : IRoundsManager(rm).currentRound();
+        return _roundCache.round;
     }
 
     function _isActive(Orchestrator storage os, uint256 round) private view returns (bool) {
@@ -1070,22 +1070,25 @@ contract BondingManager is IBondingManager, Ownable {
     {
         if (units == 0) return;
         uint256 base = d.baseRound;
-        uint256 end = c;
+        uint256 left;
+        uint256 leftRound;
         // A closed record is cleared here; an open one to other pools is cut short (its later fees are lost).
         _settleExit(d, c);
-        if (d.exitUnits != 0) {
-            if (d.exitDelegate == o && d.exitBase == base) {
-                // Same pools: merge, keeping the earlier end and the later arrival (never paying more).
-                units += d.exitUnits;
-                end = d.exitEnd;
-                if (d.exitLate != 0) (late, lateRound) = (late + d.exitLate, Math.max(lateRound, d.exitLateRound));
-            }
+        uint256 old = d.exitUnits;
+        if (old != 0 && d.exitDelegate == o && d.exitBase == base) {
+            // Same pools: merge. The old units left at the old end (some maybe earlier), the new ones now; merged
+            // parts keep the later arrival and the earlier departure (never paying more).
+            units += old;
+            (left, leftRound) = (d.exitLeft, d.exitLeftRound);
+            uint256 oldEnd = d.exitEnd;
+            if (oldEnd != c) (left, leftRound) = (old, left != 0 ? leftRound : oldEnd);
+            if (d.exitLate != 0) (late, lateRound) = (late + d.exitLate, Math.max(lateRound, d.exitLateRound));
         }
         (d.exitDelegate, d.exitBase) = (o, uint32(base));
-        (d.exitEnd, d.exitLateRound) = (uint32(end), uint32(lateRound));
-        d.exitUnits = uint128(units);
-        d.exitLate = uint128(late);
-        d.exitSettled = uint128(_exitFees(d, true));
+        (d.exitEnd, d.exitLateRound, d.exitLeftRound) = (uint32(c), uint32(lateRound), uint32(leftRound));
+        (d.exitUnits, d.exitLate) = (uint128(units), uint128(late));
+        d.exitLeft = uint128(left);
+        d.exitSettled = _exitFees(d, true).toUint96();
     }
 
     /// @dev Pays the exit record's fees credited since the last settlement; clears it once round `exitEnd` can no
@@ -1098,7 +1101,7 @@ contract BondingManager is IBondingManager, Ownable {
             uint256 settled = d.exitSettled;
             if (gross > settled) {
                 d.fees = (d.fees + gross - settled).toUint128();
-                d.exitSettled = uint128(gross);
+                d.exitSettled = uint96(gross);
             }
             if (d.exitEnd + maxFeeBackfillRounds < c) {
                 (d.exitUnits, d.exitSettled) = (0, 0);
@@ -1114,7 +1117,11 @@ contract BondingManager is IBondingManager, Ownable {
             (uint256 baseCrf, uint256 baseCff) = _factors(o, d.exitBase);
             (, uint256 endCff) = _factors(o, d.exitEnd);
             gross = Math.mulDiv(d.exitUnits, endCff - baseCff, baseCrf, up ? Math.Rounding.Ceil : Math.Rounding.Floor);
+            // Units that arrived late did not earn before; units that left early do not earn after.
             uint256 early = _earlyFees(o, d.exitLate, d.exitLateRound, baseCrf, baseCff, up);
+            uint256 leftToEnd = _earlyFees(o, d.exitLeft, d.exitEnd, baseCrf, baseCff, up);
+            uint256 leftToLeaving = _earlyFees(o, d.exitLeft, d.exitLeftRound, baseCrf, baseCff, !up);
+            if (leftToEnd > leftToLeaving) early += leftToEnd - leftToLeaving;
             gross = gross > early ? gross - early : 0;
         }
     }
@@ -1184,54 +1191,35 @@ contract BondingManager is IBondingManager, Ownable {
         private
         returns (uint256)
     {
-        uint256[] memory stakes = _stakesAtRoundStarts(o, os, r, c);
-        if (stakes[0] == 0) return 0;
+        // Stake at the start of each round r..c, from the top: a round without a pool had no event, so its stake is
+        // that of the next round (or the current stake above the latest pool). It is written into the pools still
+        // to materialise, whose factors stay zero (unmaterialised) until the pass below.
+        uint256 stake = os.totalStake;
+        for (uint256 k = c + 1; k > r;) {
+            EarningsPool storage pool = _pools[o][--k];
+            if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
+            else pool.totalStake = uint128(stake);
+        }
+        if (stake == 0) return 0;
         uint256 packed = os.poolRounds;
         (uint256 crf, uint256 cff) = _factors(o, _latestPoolRound(packed, r - 1));
         // Per unit of stake measured at a pool: fees * CRF_{r-1} / stake_r.
-        uint256 delta = Math.mulDiv(amount, crf, stakes[0]);
+        uint256 delta = Math.mulDiv(amount, crf, stake);
         if (delta == 0) return 0;
-        for (uint256 i; i < stakes.length; ++i) {
-            (crf, cff) = _addFeeFactor(_pools[o][r + i], stakes[i], crf, i == 0 ? cff + delta : cff, delta);
+        for (uint256 k = r; k <= c; ++k) {
+            EarningsPool storage pool = _pools[o][k];
+            uint256 poolCrf = pool.cumulativeRewardFactor;
+            if (poolCrf == 0) {
+                // A copy of the previous round's factors, which already carry `delta` after round r.
+                pool.cumulativeRewardFactor = uint128(crf);
+                if (k == r) cff += delta;
+            } else {
+                (crf, cff) = (poolCrf, pool.cumulativeFeeFactor + delta);
+            }
+            pool.cumulativeFeeFactor = cff;
         }
         os.poolRounds = _withPoolRounds(packed, r, c);
         return amount;
-    }
-
-    /// @dev Stake at the start of each round `r..c`, from the top: a round without a pool had no event, so its
-    /// stake is that of the next round (or the current stake above the latest pool).
-    function _stakesAtRoundStarts(address o, Orchestrator storage os, uint256 r, uint256 c)
-        private
-        view
-        returns (uint256[] memory stakes)
-    {
-        // Indices within r..c.
-        unchecked {
-            stakes = new uint256[](c - r + 1);
-            uint256 stake = os.totalStake;
-            for (uint256 i = stakes.length; i > 0; --i) {
-                EarningsPool storage pool = _pools[o][r + i - 1];
-                if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
-                stakes[i - 1] = stake;
-            }
-        }
-    }
-
-    /// @dev Adds `delta` to a materialised pool's fee factor, or materialises it as a copy of the previous round's
-    /// factors (`prevCrf`, `copyCff`, which already carry `delta`). Returns the pool's factors afterwards.
-    function _addFeeFactor(EarningsPool storage pool, uint256 stake, uint256 prevCrf, uint256 copyCff, uint256 delta)
-        private
-        returns (uint256 crf, uint256 cff)
-    {
-        crf = pool.cumulativeRewardFactor;
-        if (crf == 0) {
-            (crf, cff) = (prevCrf, copyCff);
-            pool.totalStake = uint128(stake);
-            pool.cumulativeRewardFactor = uint128(crf);
-        } else {
-            cff = pool.cumulativeFeeFactor + delta;
-        }
-        pool.cumulativeFeeFactor = cff;
     }
 
     /// @dev `packed` with every round of `r..c` (now all materialised) first, then the older remembered rounds.

@@ -32,10 +32,13 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         uint128 reserve;
     }
 
-    /// @dev `claimedInRound` is the reserve paid out in `claimRound` (to every recipient together).
+    /// @dev `claimedInRound` is the reserve paid out in `claimRound` (to every recipient together). `opened` is set
+    /// by the first funding so that the slot is never zero afterwards: an unlock or a reserve claim (paid by the
+    /// recipient) then rewrites it for 5,000 gas instead of filling it for 22,100.
     struct Lock {
-        uint64 withdrawRound;
-        uint64 claimRound;
+        uint32 withdrawRound;
+        uint32 claimRound;
+        bool opened;
         uint128 claimedInRound;
     }
 
@@ -168,7 +171,7 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         if (funds.deposit == 0 && funds.reserve == 0) revert NothingToUnlock();
         uint256 round = IRoundsManager(roundsManager).currentRound();
         withdrawRound = round + _params.unlockPeriod;
-        lock.withdrawRound = withdrawRound.toUint64();
+        lock.withdrawRound = withdrawRound.toUint32();
         emit Unlock(msg.sender, round, withdrawRound);
     }
 
@@ -308,8 +311,7 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         IRoundsManager rm = IRoundsManager(roundsManager);
         uint256 round = rm.currentRound();
         uint256 count = rm.currentRoundInitialized() ? bm.currentRoundActiveCount() : bm.getOrchestratorPoolSize();
-        (uint256 available,,) = _reserveAvailable(sender, recipient, _funds[sender].reserve, round, count);
-        return available;
+        return _available(_locks[sender], _claims[sender][recipient], _funds[sender].reserve, round, count);
     }
 
     /// @inheritdoc ITicketBroker
@@ -330,6 +332,10 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
     function _fund(address sender, uint256 depositAmount, uint256 reserveAmount) private {
         Funds storage funds = _funds[sender];
         Funds memory f = funds;
+        if (f.deposit == 0 && f.reserve == 0) {
+            Lock storage lock = _locks[sender];
+            if (!lock.opened) lock.opened = true;
+        }
         funds.deposit = (f.deposit + depositAmount).toUint128();
         funds.reserve = (f.reserve + reserveAmount).toUint128();
         // A zero amount changes nothing and emits nothing.
@@ -420,60 +426,76 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
     function _pay(Ticket calldata ticket, bytes32 ticketHash, Ctx memory ctx) private returns (bytes memory) {
         address sender = ticket.sender;
         uint256 faceValue = ticket.faceValue;
-        Funds storage funds = _funds[sender];
-        Funds memory f = funds;
+        Funds memory f = _funds[sender];
+        uint256 fromReserve;
         if (faceValue <= f.deposit) {
-            // The reserve half of the slot is unchanged: one SSTORE.
-            funds.deposit = uint128(f.deposit - faceValue);
+            unchecked {
+                _storeFunds(sender, f.deposit - faceValue, f.reserve);
+            }
         } else {
-            bytes memory err = _claimReserve(ticket, funds, f, ctx);
+            fromReserve = faceValue - f.deposit;
+            bytes memory err = _claimReserve(ticket, f, fromReserve, ctx);
             if (err.length != 0) return err;
         }
         usedTickets[ticketHash] = true;
-        emit WinningTicketRedeemed(sender, ticket.recipient, ticketHash, faceValue, ticket.creationRound);
+        emit WinningTicketRedeemed(sender, ticket.recipient, ticketHash, faceValue, ticket.creationRound, fromReserve);
         return "";
     }
 
-    /// @dev Takes the deposit and the shortfall `faceValue - deposit` from the reserve, within the recipient's
+    /// @dev Takes the whole deposit and the `shortfall` (faceValue - deposit) from the reserve, within the recipient's
     /// allocation for the current round, or returns `InsufficientFunds` and changes nothing.
-    function _claimReserve(Ticket calldata ticket, Funds storage funds, Funds memory f, Ctx memory ctx)
+    function _claimReserve(Ticket calldata ticket, Funds memory f, uint256 shortfall, Ctx memory ctx)
         private
         returns (bytes memory)
     {
         address sender = ticket.sender;
         address recipient = ticket.recipient;
         uint256 round = ctx.round;
-        uint256 shortfall = ticket.faceValue - f.deposit;
         if (ctx.activeCount == 0) ctx.activeCount = IBondingManager(bondingManager).currentRoundActiveCount();
-        (uint256 available, uint256 claimedInRound, uint256 claimedByRecipient) =
-            _reserveAvailable(sender, recipient, f.reserve, round, ctx.activeCount);
+        Lock memory lock = _locks[sender];
+        Claim memory claim = _claims[sender][recipient];
+        uint256 available = _available(lock, claim, f.reserve, round, ctx.activeCount);
         if (shortfall > available) {
             return abi.encodeWithSelector(InsufficientFunds.selector, ticket.faceValue, f.deposit + available);
         }
         // shortfall ≤ available ≤ reserve < 2^128; a round's claims never exceed the reserve held in it.
         unchecked {
-            (funds.deposit, funds.reserve) = (0, uint128(f.reserve - shortfall));
-            Lock storage lock = _locks[sender];
-            (lock.claimRound, lock.claimedInRound) = (uint64(round), uint128(claimedInRound + shortfall));
-            _claims[sender][recipient] = Claim({round: uint64(round), amount: uint128(claimedByRecipient + shortfall)});
+            _storeFunds(sender, 0, f.reserve - shortfall);
+            uint256 claimedInRound = lock.claimRound == round ? lock.claimedInRound : 0;
+            Lock storage lockSlot = _locks[sender];
+            uint256 packedLock = uint256(lock.withdrawRound) | round << 32 | 1 << 64 | (claimedInRound + shortfall) << 72;
+            uint256 claimedByRecipient = claim.round == round ? claim.amount : 0;
+            Claim storage claimSlot = _claims[sender][recipient];
+            uint256 packedClaim = round | (claimedByRecipient + shortfall) << 64;
+            // Whole-slot writes (layouts of `Lock` and `Claim`, lowest-order member first).
+            assembly ("memory-safe") {
+                sstore(lockSlot.slot, packedLock)
+                sstore(claimSlot.slot, packedClaim)
+            }
         }
-        emit ReserveClaimed(sender, recipient, round, shortfall);
         return "";
     }
 
-    /// @dev What `recipient` may still take from `sender`'s `reserve` in `round`: its allocation
-    /// `(reserve + claimedInRound) / activeCount` (the reserve as it stood at the round's start, plus any funding
-    /// since) minus its own claims of the round, capped by the reserve.
-    function _reserveAvailable(address sender, address recipient, uint256 reserve, uint256 round, uint256 activeCount)
+    /// @dev Writes a sender's funds slot in one SSTORE (`Funds` layout: deposit in the low 128 bits). Both amounts are
+    /// below 2^128: they only ever decrease from checked values here.
+    function _storeFunds(address sender, uint256 deposit, uint256 reserve) private {
+        Funds storage slot = _funds[sender];
+        assembly ("memory-safe") {
+            sstore(slot.slot, or(deposit, shl(128, reserve)))
+        }
+    }
+
+    /// @dev What a recipient whose claims are `claim` may still take from a reserve of `reserve` in `round`: its
+    /// allocation `(reserve + claimedInRound) / activeCount` (the reserve as it stood at the round's start, plus any
+    /// funding since) minus its own claims of the round, capped by the reserve.
+    function _available(Lock memory lock, Claim memory claim, uint256 reserve, uint256 round, uint256 activeCount)
         private
-        view
-        returns (uint256 available, uint256 claimedInRound, uint256 claimedByRecipient)
+        pure
+        returns (uint256 available)
     {
-        Lock memory lock = _locks[sender];
-        if (lock.claimRound == round) claimedInRound = lock.claimedInRound;
-        Claim memory claim = _claims[sender][recipient];
-        if (claim.round == round) claimedByRecipient = claim.amount;
-        if (activeCount == 0) return (0, claimedInRound, claimedByRecipient);
+        if (activeCount == 0) return 0;
+        uint256 claimedInRound = lock.claimRound == round ? lock.claimedInRound : 0;
+        uint256 claimedByRecipient = claim.round == round ? claim.amount : 0;
         uint256 allocation = (reserve + claimedInRound) / activeCount;
         if (allocation > claimedByRecipient) available = allocation - claimedByRecipient;
         if (available > reserve) available = reserve;

@@ -18,13 +18,17 @@ function loads(name, probe) {
 }
 
 function nodeGyp() {
-  const npmRoot = dirname(dirname(require.resolve('npm/package.json', { paths: [dirname(process.execPath), join(dirname(process.execPath), '../lib/node_modules')] })));
+  const npmRoot = dirname(
+    dirname(
+      require.resolve('npm/package.json', {
+        paths: [dirname(process.execPath), join(dirname(process.execPath), '../lib/node_modules')],
+      }),
+    ),
+  );
   return join(npmRoot, 'npm/node_modules/node-gyp/bin/node-gyp.js');
 }
 
-const addons = [
-  { name: 'better-sqlite3', probe: (m) => new m(':memory:').close() },
-];
+const addons = [{ name: 'better-sqlite3', probe: (m) => new m(':memory:').close() }];
 for (const { name, probe } of addons) {
   if (loads(name, probe)) continue;
   const dir = dirname(require.resolve(`${name}/package.json`));
@@ -35,7 +39,9 @@ for (const { name, probe } of addons) {
     gyp = undefined;
   }
   if (!gyp || !existsSync(gyp)) {
-    console.error(`${name} has no native binary and npm's node-gyp was not found; run: cd ${dir} && npx node-gyp rebuild --release`);
+    console.error(
+      `${name} has no native binary and npm's node-gyp was not found; run: cd ${dir} && npx node-gyp rebuild --release`,
+    );
     process.exit(1);
   }
   console.log(`building ${name} (native addon) with node-gyp…`);

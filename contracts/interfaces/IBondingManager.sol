@@ -387,7 +387,8 @@ interface IBondingManager {
         view
         returns (uint256 rewardCut, uint256 feeShare);
 
-    /// @notice Whether `orchestrator` is active in the current round.
+    /// @notice Whether `orchestrator` is active in the current round (the last initialised one: until a new round is
+    /// initialised, the previous round's active set stays in force).
     function isActiveOrchestrator(address orchestrator) external view returns (bool);
 
     /// @notice Whether `orchestrator` is registered.

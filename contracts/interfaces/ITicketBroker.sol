@@ -93,17 +93,17 @@ interface ITicketBroker {
     event UnlockCancelled(address indexed sender);
     /// @notice Emitted when `sender` withdraws its whole deposit and reserve.
     event Withdrawal(address indexed sender, uint256 deposit, uint256 reserve);
-    /// @notice Emitted when a winning ticket pays `faceValue` wei to `recipient`'s earnings for `creationRound`.
-    /// Any part paid from the reserve is also reported by `ReserveClaimed`; the rest came from the deposit.
+    /// @notice Emitted when a winning ticket pays `faceValue` wei to `recipient`'s earnings for `creationRound`:
+    /// `fromReserve` wei of it from `sender`'s reserve (claimed by `recipient` in the current round, see
+    /// `claimedReserve`), the rest from its deposit.
     event WinningTicketRedeemed(
         address indexed sender,
         address indexed recipient,
-        bytes32 indexed ticketHash,
+        bytes32 ticketHash,
         uint256 faceValue,
-        uint256 creationRound
+        uint256 creationRound,
+        uint256 fromReserve
     );
-    /// @notice Emitted when `recipient` claims `amount` wei of `sender`'s reserve in `round`.
-    event ReserveClaimed(address indexed sender, address indexed recipient, uint256 indexed round, uint256 amount);
     /// @notice Emitted by `batchRedeemWinningTickets` for a ticket it did not pay; `errorSelector` is the selector
     /// of the error `redeemWinningTicket` would have reverted with.
     event TicketRedemptionFailed(bytes32 indexed ticketHash, bytes4 errorSelector);
@@ -166,7 +166,7 @@ interface ITicketBroker {
     /// allocation of the reserve for the current round; if that cannot pay in full it reverts
     /// (`InsufficientFunds`) and the ticket stays unused. Then marks the ticket used, credits `faceValue` to the
     /// recipient's fees for the ticket's creation round (`IBondingManager.updateOrchestratorWithFees`) and sends the
-    /// ETH to the Minter. Anyone may call it. Emits `WinningTicketRedeemed` (and `ReserveClaimed`).
+    /// ETH to the Minter. Anyone may call it. Emits `WinningTicketRedeemed`.
     /// @dev Reverts with the BondingManager's `CurrentRoundNotInitialized` before the current round is initialised.
     /// @param ticket The ticket.
     /// @param sig The sender's 65-byte signature of `getTicketHash(ticket)`.

@@ -6,7 +6,10 @@ import { StreamflowError } from '../node/errors.js';
 import type { Logger } from '../node/logger.js';
 
 export type AnvilErrorCode = 'ANVIL_NOT_FOUND' | 'ANVIL_START_FAILED' | 'ANVIL_EXITED';
-export class AnvilError extends StreamflowError<AnvilErrorCode, { stderr?: string; exitCode?: number | null }> {}
+export class AnvilError extends StreamflowError<
+  AnvilErrorCode,
+  { stderr?: string; exitCode?: number | null }
+> {}
 
 export interface AnvilOptions {
   /** Seconds between blocks. 0 mines a block per transaction only. @default 1 */
@@ -137,7 +140,12 @@ export async function startAnvil(
       }
     };
     const onExit = (code: number | null) =>
-      fail(new AnvilError('ANVIL_EXITED', `anvil exited during start (code ${code}): ${stderr.trim()}`, { stderr, exitCode: code }));
+      fail(
+        new AnvilError('ANVIL_EXITED', `anvil exited during start (code ${code}): ${stderr.trim()}`, {
+          stderr,
+          exitCode: code,
+        }),
+      );
     function cleanup() {
       clearTimeout(timeout);
       deps.signal?.removeEventListener('abort', onAbort);
@@ -151,7 +159,11 @@ export async function startAnvil(
     }
     child.stdout?.on('data', onData);
     child.once('exit', onExit);
-    child.once('error', (err) => fail(new AnvilError('ANVIL_START_FAILED', `cannot run anvil: ${err.message}`, { stderr }, { cause: err })));
+    child.once('error', (err) =>
+      fail(
+        new AnvilError('ANVIL_START_FAILED', `cannot run anvil: ${err.message}`, { stderr }, { cause: err }),
+      ),
+    );
   });
   // Block logs keep coming; drain them so the pipe never fills and stalls anvil.
   child.stdout?.resume();

@@ -13,6 +13,8 @@ import {
   SOLC_VERSION,
   serviceRegistryAbi,
   serviceRegistryBytecode,
+  ticketBrokerAbi,
+  ticketBrokerBytecode,
 } from './generated/index.js';
 import type { DeploymentManifest } from './manifest.js';
 import { waitForSuccess } from './tx.js';
@@ -39,6 +41,10 @@ export interface DeployParameters {
   finderFee: bigint;
   /** How many rounds back a ticket's fees may still be credited to its creation round. @default 2n */
   maxFeeBackfillRounds: bigint;
+  /** Rounds after its creation round a winning ticket stays payable (≤ maxFeeBackfillRounds). @default 2n */
+  ticketValidityRounds: bigint;
+  /** Rounds a broadcaster waits between unlock and withdrawal (> ticketValidityRounds). @default 5n */
+  unlockPeriod: bigint;
 }
 
 export const DEFAULT_DEPLOY_PARAMETERS: DeployParameters = {
@@ -52,6 +58,8 @@ export const DEFAULT_DEPLOY_PARAMETERS: DeployParameters = {
   maxActiveOrchestrators: 1000n,
   finderFee: 50_000n,
   maxFeeBackfillRounds: 2n,
+  ticketValidityRounds: 2n,
+  unlockPeriod: 5n,
 };
 
 export interface DeployOptions {
@@ -83,7 +91,6 @@ export async function deployStreamflow(
   const p: DeployParameters = { ...DEFAULT_DEPLOY_PARAMETERS, ...options.parameters };
   const deployer = conn.account.address;
   let nonce = await conn.publicClient.getTransactionCount({ address: deployer, blockTag: 'pending' });
-  const startBlock = await conn.publicClient.getBlockNumber();
 
   const at = (offset: number) => getContractAddress({ from: deployer, nonce: BigInt(nonce + offset) });
   const addr = {
@@ -92,6 +99,7 @@ export async function deployStreamflow(
     Minter: at(2),
     BondingManager: at(3),
     ServiceRegistry: at(4),
+    TicketBroker: at(5),
   };
 
   const creations: Array<{ what: string; abi: Abi; bytecode: Hex; args: readonly unknown[] }> = [
@@ -115,13 +123,24 @@ export async function deployStreamflow(
       bytecode: serviceRegistryBytecode,
       args: [addr.BondingManager],
     },
+    {
+      what: 'TicketBroker',
+      abi: ticketBrokerAbi,
+      bytecode: ticketBrokerBytecode,
+      args: [addr.BondingManager, addr.RoundsManager, addr.Minter, p.unlockPeriod, p.ticketValidityRounds],
+    },
   ];
   const deployHashes = [];
   for (const c of creations) {
     options.signal?.throwIfAborted();
     deployHashes.push({
       what: `deploy ${c.what}`,
-      hash: await conn.walletClient.deployContract({ abi: c.abi, bytecode: c.bytecode, args: c.args, nonce: nonce++ }),
+      hash: await conn.walletClient.deployContract({
+        abi: c.abi,
+        bytecode: c.bytecode,
+        args: c.args,
+        nonce: nonce++,
+      }),
     });
   }
   const receipts = await Promise.all(
@@ -135,33 +154,67 @@ export async function deployStreamflow(
   }
   log?.info({ contracts: addr }, 'contracts deployed');
 
-  const call = <A extends Abi>(what: string, to: Address, abi: A, functionName: string, args: readonly unknown[]): Step => ({
+  const call = <A extends Abi>(
+    what: string,
+    to: Address,
+    abi: A,
+    functionName: string,
+    args: readonly unknown[],
+  ): Step => ({
     what,
     to,
-    data: encodeFunctionData({ abi: abi as Abi, functionName, args } as Parameters<typeof encodeFunctionData>[0]),
+    data: encodeFunctionData({ abi: abi as Abi, functionName, args } as Parameters<
+      typeof encodeFunctionData
+    >[0]),
   });
   const steps: Step[] = [];
   const genesis = options.genesis ?? [];
   if (genesis.length > 0) {
-    steps.push(call('token.setMinter(deployer)', addr.LivepeerToken, livepeerTokenAbi, 'setMinter', [deployer]));
+    steps.push(
+      call('token.setMinter(deployer)', addr.LivepeerToken, livepeerTokenAbi, 'setMinter', [deployer]),
+    );
     for (const g of genesis) {
-      steps.push(call(`mint genesis LPT to ${g.address}`, addr.LivepeerToken, livepeerTokenAbi, 'mint', [g.address, g.amount]));
+      steps.push(
+        call(`mint genesis LPT to ${g.address}`, addr.LivepeerToken, livepeerTokenAbi, 'mint', [
+          g.address,
+          g.amount,
+        ]),
+      );
     }
   }
   steps.push(
     call('token.setMinter', addr.LivepeerToken, livepeerTokenAbi, 'setMinter', [addr.Minter]),
     call('minter.setBondingManager', addr.Minter, minterAbi, 'setBondingManager', [addr.BondingManager]),
     call('minter.setRoundsManager', addr.Minter, minterAbi, 'setRoundsManager', [addr.RoundsManager]),
-    call('roundsManager.setBondingManager', addr.RoundsManager, roundsManagerAbi, 'setBondingManager', [addr.BondingManager]),
-    call('roundsManager.setMinter', addr.RoundsManager, roundsManagerAbi, 'setMinter', [addr.Minter]),
-    call('roundsManager.setRoundLockAmount', addr.RoundsManager, roundsManagerAbi, 'setRoundLockAmount', [p.roundLockAmount]),
-    call('bondingManager.setMinimumStake', addr.BondingManager, bondingManagerAbi, 'setMinimumStake', [p.minimumStake]),
-    call('bondingManager.setMaxActiveOrchestrators', addr.BondingManager, bondingManagerAbi, 'setMaxActiveOrchestrators', [
-      p.maxActiveOrchestrators,
+    call('roundsManager.setBondingManager', addr.RoundsManager, roundsManagerAbi, 'setBondingManager', [
+      addr.BondingManager,
     ]),
-    call('bondingManager.setFinderFee', addr.BondingManager, bondingManagerAbi, 'setFinderFee', [p.finderFee]),
-    call('bondingManager.setMaxFeeBackfillRounds', addr.BondingManager, bondingManagerAbi, 'setMaxFeeBackfillRounds', [
-      p.maxFeeBackfillRounds,
+    call('roundsManager.setMinter', addr.RoundsManager, roundsManagerAbi, 'setMinter', [addr.Minter]),
+    call('roundsManager.setRoundLockAmount', addr.RoundsManager, roundsManagerAbi, 'setRoundLockAmount', [
+      p.roundLockAmount,
+    ]),
+    call('bondingManager.setMinimumStake', addr.BondingManager, bondingManagerAbi, 'setMinimumStake', [
+      p.minimumStake,
+    ]),
+    call(
+      'bondingManager.setMaxActiveOrchestrators',
+      addr.BondingManager,
+      bondingManagerAbi,
+      'setMaxActiveOrchestrators',
+      [p.maxActiveOrchestrators],
+    ),
+    call('bondingManager.setFinderFee', addr.BondingManager, bondingManagerAbi, 'setFinderFee', [
+      p.finderFee,
+    ]),
+    call(
+      'bondingManager.setMaxFeeBackfillRounds',
+      addr.BondingManager,
+      bondingManagerAbi,
+      'setMaxFeeBackfillRounds',
+      [p.maxFeeBackfillRounds],
+    ),
+    call('bondingManager.setTicketBroker', addr.BondingManager, bondingManagerAbi, 'setTicketBroker', [
+      addr.TicketBroker,
     ]),
   );
   await sendBurst(conn, steps, nonce, options.signal);
@@ -179,7 +232,7 @@ export async function deployStreamflow(
   return {
     version: 1,
     chainId: conn.chain.id,
-    deployBlock: Number(startBlock) + 1,
+    deployBlock: Number(receipts[0]?.blockNumber ?? 0n),
     deployer,
     solcVersion: SOLC_VERSION,
     contracts: addr,
@@ -194,7 +247,12 @@ async function sendBurst(conn: SignerConnection, steps: Step[], firstNonce: numb
     signal?.throwIfAborted();
     // A fixed gas limit: estimating would run against state the earlier transactions of the burst have not
     // produced yet. These calls are simple setters and mints.
-    const hash = await conn.walletClient.sendTransaction({ to: s.to, data: s.data, nonce: nonce++, gas: 500_000n });
+    const hash = await conn.walletClient.sendTransaction({
+      to: s.to,
+      data: s.data,
+      nonce: nonce++,
+      gas: 500_000n,
+    });
     sent.push({ what: s.what, hash });
   }
   await Promise.all(sent.map(({ what, hash }) => waitForSuccess(conn, hash, what, signalOpt(signal))));

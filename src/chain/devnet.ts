@@ -1,6 +1,6 @@
 import type { Address, Hex } from 'viem';
-import { mnemonicToAccount, privateKeyToAccount } from 'viem/accounts';
 import { bytesToHex } from 'viem';
+import { mnemonicToAccount, privateKeyToAccount } from 'viem/accounts';
 import type { Logger } from '../node/logger.js';
 import { type AnvilInstance, type AnvilOptions, startAnvil } from './anvil.js';
 import { connectChain, type SignerConnection, withSigner } from './client.js';

@@ -15,6 +15,7 @@ export const CONTRACT_NAMES = [
   'Minter',
   'BondingManager',
   'ServiceRegistry',
+  'TicketBroker',
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
@@ -30,6 +31,7 @@ const manifestSchema = z.object({
     Minter: address,
     BondingManager: address,
     ServiceRegistry: address,
+    TicketBroker: address,
   }),
   parameters: z.record(z.string(), z.union([z.string(), z.number()])),
 });
@@ -53,7 +55,12 @@ export async function readManifest(path: string): Promise<DeploymentManifest> {
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new ChainError('MANIFEST_INVALID', `cannot read the deployment manifest ${path}`, { path }, { cause });
+    throw new ChainError(
+      'MANIFEST_INVALID',
+      `cannot read the deployment manifest ${path}`,
+      { path },
+      { cause },
+    );
   }
   try {
     return parseManifest(JSON.parse(text), path);

@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { sleep } from '../node/abort.js';
 import type { Logger } from '../node/logger.js';
+import type { ChainConnection, SignerConnection } from './client.js';
 import type { StreamflowContracts } from './contracts.js';
-import type { SignerConnection, ChainConnection } from './client.js';
 import { revertErrorName, waitForSuccess } from './tx.js';
 
 export interface RoundStatus {
@@ -33,7 +33,11 @@ export interface RoundClockDeps {
  * Tells the current round and blocks left, emits `round` when a new round starts (and `initialized` once it
  * is), and optionally initialises rounds nobody else has. Start and stop are idempotent.
  */
-export class RoundClock extends EventEmitter<{ round: [RoundStatus]; initialized: [RoundStatus]; error: [unknown] }> {
+export class RoundClock extends EventEmitter<{
+  round: [RoundStatus];
+  initialized: [RoundStatus];
+  error: [unknown];
+}> {
   private readonly options: Required<RoundClockOptions>;
   private readonly deps: RoundClockDeps;
   private controller: AbortController | undefined;
@@ -43,7 +47,10 @@ export class RoundClock extends EventEmitter<{ round: [RoundStatus]; initialized
 
   constructor(options: RoundClockOptions, deps: RoundClockDeps) {
     super();
-    this.options = { pollIntervalMs: options.pollIntervalMs ?? 1_000, autoInitialize: options.autoInitialize ?? false };
+    this.options = {
+      pollIntervalMs: options.pollIntervalMs ?? 1_000,
+      autoInitialize: options.autoInitialize ?? false,
+    };
     if (this.options.autoInitialize && !('walletClient' in deps.conn)) {
       throw new TypeError('RoundClock: autoInitialize needs a signer connection');
     }
@@ -125,7 +132,7 @@ export class RoundClock extends EventEmitter<{ round: [RoundStatus]; initialized
         const prev = this.last;
         this.last = s;
         if (!prev || s.round !== prev.round) this.emit('round', s);
-        if (s.initialized && (!prev || !prev.initialized || s.round !== prev.round)) this.emit('initialized', s);
+        if (s.initialized && (!prev?.initialized || s.round !== prev.round)) this.emit('initialized', s);
         if (!s.initialized && this.options.autoInitialize) await this.initializeIfDue(s);
       } catch (err) {
         if (signal.aborted) break;

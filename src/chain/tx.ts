@@ -1,10 +1,4 @@
-import {
-  type Abi,
-  BaseError,
-  ContractFunctionRevertedError,
-  type Hash,
-  type TransactionReceipt,
-} from 'viem';
+import { type Abi, BaseError, ContractFunctionRevertedError, type Hash, type TransactionReceipt } from 'viem';
 import type { SignerConnection } from './client.js';
 import { ChainError } from './errors.js';
 

@@ -31,47 +31,77 @@ function out(line = ''): void {
 export function registerChainCommands(program: Command): void {
   program
     .command('devnet')
-    .description('run a local chain (anvil) with every Streamflow contract deployed and funded accounts, until Ctrl-C')
+    .description(
+      'run a local chain (anvil) with every Streamflow contract deployed and funded accounts, until Ctrl-C',
+    )
     .option('--block-time <seconds>', 'seconds between blocks', parseNonNegativeInt, 1)
     .option('--port <port>', '127.0.0.1 port for JSON-RPC (0 = a free one)', parseNonNegativeInt, 8545)
     .option('--accounts <n>', 'funded accounts', parseNonNegativeInt, 10)
     .option('--round-length <blocks>', 'blocks per round', parseBigInt, 20n)
     .option('--manifest <file>', 'also write the deployment manifest here')
     .option('--json', 'print one JSON object instead of text')
-    .action(async (opts: { blockTime: number; port: number; accounts: number; roundLength: bigint; manifest?: string; json?: boolean }) => {
-      const logger = createLogger();
-      const signal = shutdownSignal();
-      const devnet = await startDevnet(
-        { blockTime: opts.blockTime, port: opts.port, accounts: Math.max(1, opts.accounts), parameters: { roundLength: opts.roundLength } },
-        { logger, signal },
-      );
-      const clock = new RoundClock(
-        { autoInitialize: true },
-        { conn: devnet.signer(0), contracts: streamflowContracts(devnet.signer(0), devnet.manifest), logger },
-      );
-      try {
-        if (opts.manifest) await writeManifest(resolve(opts.manifest), devnet.manifest);
-        if (opts.json) {
-          out(JSON.stringify({ rpcUrl: devnet.rpcUrl, chainId: devnet.chainId, manifest: devnet.manifest, accounts: devnet.accounts }));
-        } else {
-          out('Streamflow devnet is running (Ctrl-C stops it)');
-          out(`  RPC URL   ${devnet.rpcUrl}`);
-          out(`  chain id  ${devnet.chainId}`);
-          out(`  round     ${devnet.manifest.parameters.roundLength} blocks, block time ${opts.blockTime} s`);
-          out('Contracts');
-          for (const [name, address] of Object.entries(devnet.manifest.contracts)) out(`  ${name.padEnd(16)} ${address}`);
-          out('Funded accounts (10000 ETH and 10000 LPT each; public dev keys, never use them elsewhere)');
-          for (const [i, a] of devnet.accounts.entries()) out(`  (${i}) ${a.address}  ${a.privateKey}`);
-          if (opts.manifest) out(`Manifest written to ${resolve(opts.manifest)}`);
+    .action(
+      async (opts: {
+        blockTime: number;
+        port: number;
+        accounts: number;
+        roundLength: bigint;
+        manifest?: string;
+        json?: boolean;
+      }) => {
+        const logger = createLogger();
+        const signal = shutdownSignal();
+        const devnet = await startDevnet(
+          {
+            blockTime: opts.blockTime,
+            port: opts.port,
+            accounts: Math.max(1, opts.accounts),
+            parameters: { roundLength: opts.roundLength },
+          },
+          { logger, signal },
+        );
+        const clock = new RoundClock(
+          { autoInitialize: true },
+          {
+            conn: devnet.signer(0),
+            contracts: streamflowContracts(devnet.signer(0), devnet.manifest),
+            logger,
+          },
+        );
+        try {
+          if (opts.manifest) await writeManifest(resolve(opts.manifest), devnet.manifest);
+          if (opts.json) {
+            out(
+              JSON.stringify({
+                rpcUrl: devnet.rpcUrl,
+                chainId: devnet.chainId,
+                manifest: devnet.manifest,
+                accounts: devnet.accounts,
+              }),
+            );
+          } else {
+            out('Streamflow devnet is running (Ctrl-C stops it)');
+            out(`  RPC URL   ${devnet.rpcUrl}`);
+            out(`  chain id  ${devnet.chainId}`);
+            out(
+              `  round     ${devnet.manifest.parameters.roundLength} blocks, block time ${opts.blockTime} s`,
+            );
+            out('Contracts');
+            for (const [name, address] of Object.entries(devnet.manifest.contracts))
+              out(`  ${name.padEnd(16)} ${address}`);
+            out('Funded accounts (10000 ETH and 10000 LPT each; public dev keys, never use them elsewhere)');
+            for (const [i, a] of devnet.accounts.entries()) out(`  (${i}) ${a.address}  ${a.privateKey}`);
+            if (opts.manifest) out(`Manifest written to ${resolve(opts.manifest)}`);
+          }
+          clock.start();
+          await untilAborted(signal);
+        } finally {
+          await clock.stop();
+          await devnet.stop();
+          if (!opts.json) out('devnet stopped');
         }
-        clock.start();
-        await untilAborted(signal);
-      } finally {
-        await clock.stop();
-        await devnet.stop();
-        if (!opts.json) out('devnet stopped');
-      }
-    });
+      },
+    );
 
   program
     .command('deploy')
@@ -84,27 +114,49 @@ export function registerChainCommands(program: Command): void {
     .option('--minimum-stake <wei>', 'LPT wei needed to join the active set', parseBigInt)
     .option('--max-active <n>', 'bound on the active set size', parseBigInt)
     .addOption(new Option('--no-initialize-round', 'do not initialize the first round'))
-    .action(async (opts: { rpc: string; keyFile: string; out: string; roundLength?: bigint; unbondingPeriod?: bigint; minimumStake?: bigint; maxActive?: bigint; initializeRound: boolean }) => {
-      const logger = createLogger();
-      const signal = shutdownSignal();
-      const account = accountFromPrivateKey(await readFile(opts.keyFile, 'utf8'));
-      const conn = withSigner(await connectChain(opts.rpc), account);
-      const parameters: Partial<DeployParameters> = {};
-      if (opts.roundLength !== undefined) parameters.roundLength = opts.roundLength;
-      if (opts.unbondingPeriod !== undefined) parameters.unbondingPeriod = opts.unbondingPeriod;
-      if (opts.minimumStake !== undefined) parameters.minimumStake = opts.minimumStake;
-      if (opts.maxActive !== undefined) parameters.maxActiveOrchestrators = opts.maxActive;
-      const balance = await conn.publicClient.getBalance({ address: account.address });
-      if (balance === 0n) {
-        throw new ChainError('NO_ACCOUNT', `the deployer ${account.address} has no ETH on ${redactUrl(opts.rpc)} to pay for gas`, {});
-      }
-      const manifest = await deployStreamflow(conn, { parameters, initializeFirstRound: opts.initializeRound, signal }, { logger });
-      const path = resolve(opts.out);
-      await writeManifest(path, manifest);
-      out(`deployed on chain ${manifest.chainId} by ${manifest.deployer} (balance was ${formatEther(balance)} ETH)`);
-      for (const [name, address] of Object.entries(manifest.contracts)) out(`  ${name.padEnd(16)} ${address}`);
-      out(`manifest: ${path}`);
-    });
+    .action(
+      async (opts: {
+        rpc: string;
+        keyFile: string;
+        out: string;
+        roundLength?: bigint;
+        unbondingPeriod?: bigint;
+        minimumStake?: bigint;
+        maxActive?: bigint;
+        initializeRound: boolean;
+      }) => {
+        const logger = createLogger();
+        const signal = shutdownSignal();
+        const account = accountFromPrivateKey(await readFile(opts.keyFile, 'utf8'));
+        const conn = withSigner(await connectChain(opts.rpc), account);
+        const parameters: Partial<DeployParameters> = {};
+        if (opts.roundLength !== undefined) parameters.roundLength = opts.roundLength;
+        if (opts.unbondingPeriod !== undefined) parameters.unbondingPeriod = opts.unbondingPeriod;
+        if (opts.minimumStake !== undefined) parameters.minimumStake = opts.minimumStake;
+        if (opts.maxActive !== undefined) parameters.maxActiveOrchestrators = opts.maxActive;
+        const balance = await conn.publicClient.getBalance({ address: account.address });
+        if (balance === 0n) {
+          throw new ChainError(
+            'NO_ACCOUNT',
+            `the deployer ${account.address} has no ETH on ${redactUrl(opts.rpc)} to pay for gas`,
+            {},
+          );
+        }
+        const manifest = await deployStreamflow(
+          conn,
+          { parameters, initializeFirstRound: opts.initializeRound, signal },
+          { logger },
+        );
+        const path = resolve(opts.out);
+        await writeManifest(path, manifest);
+        out(
+          `deployed on chain ${manifest.chainId} by ${manifest.deployer} (balance was ${formatEther(balance)} ETH)`,
+        );
+        for (const [name, address] of Object.entries(manifest.contracts))
+          out(`  ${name.padEnd(16)} ${address}`);
+        out(`manifest: ${path}`);
+      },
+    );
 
   program
     .command('round')
@@ -120,7 +172,9 @@ export function registerChainCommands(program: Command): void {
       if (opts.json) {
         out(JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
       } else {
-        out(`round ${s.round} (${s.initialized ? 'initialized' : 'not initialized'}${s.locked ? ', locked' : ''}): block ${s.blockNumber}, ${s.blocksLeft} of ${s.roundLength} blocks left`);
+        out(
+          `round ${s.round} (${s.initialized ? 'initialized' : 'not initialized'}${s.locked ? ', locked' : ''}): block ${s.blockNumber}, ${s.blocksLeft} of ${s.roundLength} blocks left`,
+        );
       }
     });
 }

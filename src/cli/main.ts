@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { StreamflowError } from '../node/errors.js';
 import { registerMediaCommands } from '../media/cli.js';
+import { StreamflowError } from '../node/errors.js';
 import { registerChainCommands } from './chain-commands.js';
 
 export function buildProgram(): Command {

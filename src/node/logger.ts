@@ -1,4 +1,4 @@
-import { destination, pino, type Logger } from 'pino';
+import { destination, type Logger, pino } from 'pino';
 
 export type { Logger };
 

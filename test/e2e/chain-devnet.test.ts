@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClient, http } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { RoundClock } from '../../src/chain/round-clock.js';

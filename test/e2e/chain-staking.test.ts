@@ -1,4 +1,13 @@
-import { createTestClient, type Hash, http, keccak256, parseEther, parseEventLogs, toHex, zeroAddress } from 'viem';
+import {
+  createTestClient,
+  type Hash,
+  http,
+  keccak256,
+  parseEther,
+  parseEventLogs,
+  toHex,
+  zeroAddress,
+} from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignerConnection } from '../../src/chain/client.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
@@ -29,21 +38,29 @@ describe('staking through the typed chain client', () => {
     const conn = devnet.signer(0);
     const clock = new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
     const s = await clock.read();
-    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({ blocks: Number(s.blocksLeft) });
+    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
+      blocks: Number(s.blocksLeft),
+    });
     expect(await clock.initializeIfDue()).toBe(true);
     return (await clock.read()).round;
   }
 
   it('reports a bond to an unregistered address by its contract error name', async () => {
     const c = streamflowContracts(d, devnet.manifest);
-    await c.token.write.approve([devnet.manifest.contracts.BondingManager, parseEther('1')]).then(done(d, 'approve'));
-    const err = await c.bondingManager.simulate.bond([parseEther('1'), o.account.address], { account: d.account.address }).catch((e: unknown) => e);
+    await c.token.write
+      .approve([devnet.manifest.contracts.BondingManager, parseEther('1')])
+      .then(done(d, 'approve'));
+    const err = await c.bondingManager.simulate
+      .bond([parseEther('1'), o.account.address], { account: d.account.address })
+      .catch((e: unknown) => e);
     expect(revertErrorName(err)).toBe('NotRegisteredOrchestrator');
   });
 
   it('registers an orchestrator that advertises its services and regions', async () => {
     const c = streamflowContracts(o, devnet.manifest);
-    await c.token.write.approve([devnet.manifest.contracts.BondingManager, parseEther('1000')]).then(done(o, 'approve'));
+    await c.token.write
+      .approve([devnet.manifest.contracts.BondingManager, parseEther('1000')])
+      .then(done(o, 'approve'));
     await c.bondingManager.write.bond([parseEther('1000'), o.account.address]).then(done(o, 'bond'));
     await c.bondingManager.write.registerOrchestrator([100_000n, 500_000n]).then(done(o, 'register'));
     const h264 = keccak256(toHex('transcode/h264'));
@@ -61,7 +78,9 @@ describe('staking through the typed chain client', () => {
 
   it('pays the delegator its share of inflation after the orchestrator calls reward', async () => {
     const cd = streamflowContracts(d, devnet.manifest);
-    await cd.token.write.approve([devnet.manifest.contracts.BondingManager, parseEther('500')]).then(done(d, 'approve'));
+    await cd.token.write
+      .approve([devnet.manifest.contracts.BondingManager, parseEther('500')])
+      .then(done(d, 'approve'));
     await cd.bondingManager.write.bond([parseEther('500'), o.account.address]).then(done(d, 'bond'));
     expect(await cd.bondingManager.read.orchestratorTotalStake([o.account.address])).toBe(parseEther('1500'));
 
@@ -84,7 +103,9 @@ describe('staking through the typed chain client', () => {
     const c = streamflowContracts(d, devnet.manifest);
     await c.bondingManager.write.unbond([parseEther('100')]).then(done(d, 'unbond'));
     const lock = await c.bondingManager.read.getUnbondingLock([d.account.address, 0n]);
-    const early = await c.bondingManager.simulate.withdrawStake([0n], { account: d.account.address }).catch((e: unknown) => e);
+    const early = await c.bondingManager.simulate
+      .withdrawStake([0n], { account: d.account.address })
+      .catch((e: unknown) => e);
     expect(revertErrorName(early)).toBe('UnbondingLockNotWithdrawable');
     const before = await c.token.read.balanceOf([d.account.address]);
     let round = await nextRound();

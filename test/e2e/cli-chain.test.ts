@@ -14,7 +14,9 @@ const BIN = join(import.meta.dirname, '../../bin/streamflow.js');
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, STREAMFLOW_LOG_LEVEL: 'warn' } });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, STREAMFLOW_LOG_LEVEL: 'warn' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -42,7 +44,6 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-
 describe('streamflow devnet', () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`serves a deployed chain and leaves no anvil behind on ${signal}`, async () => {
@@ -62,7 +63,9 @@ describe('streamflow devnet', () => {
       const anvilPort = new URL(info.rpcUrl).port;
       child.kill(signal);
       expect(await exited(child)).toBe(0);
-      await expect(connectChain(`http://127.0.0.1:${anvilPort}`)).rejects.toMatchObject({ code: 'CHAIN_UNREACHABLE' });
+      await expect(connectChain(`http://127.0.0.1:${anvilPort}`)).rejects.toMatchObject({
+        code: 'CHAIN_UNREACHABLE',
+      });
     });
   }
 });
@@ -84,7 +87,17 @@ describe('streamflow deploy', () => {
     const keyFile = join(dir, 'key');
     await writeFile(keyFile, `${devnetAccounts(1)[0]?.privateKey}\n`);
     const out = join(dir, 'manifest.json');
-    const res = await run(['deploy', '--rpc', anvil.rpcUrl, '--key-file', keyFile, '--out', out, '--round-length', '30']);
+    const res = await run([
+      'deploy',
+      '--rpc',
+      anvil.rpcUrl,
+      '--key-file',
+      keyFile,
+      '--out',
+      out,
+      '--round-length',
+      '30',
+    ]);
     expect(res.stderr).not.toContain('error');
     expect(res.code).toBe(0);
     const manifest = await readManifest(out);
@@ -123,4 +136,3 @@ describe('streamflow deploy', () => {
     expect(JSON.parse(await readFile(bad, 'utf8')).version).toBe(1);
   });
 });
-

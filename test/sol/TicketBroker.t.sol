@@ -378,7 +378,7 @@ contract TicketBrokerTest is TicketBrokerFixture {
         uint256 feesBefore = bm.pendingFees(orch);
 
         vm.expectEmit(address(tb));
-        emit ITicketBroker.WinningTicketRedeemed(sender, orch, h, 1 ether, _round());
+        emit ITicketBroker.WinningTicketRedeemed(sender, orch, h, 1 ether, _round(), 0);
         vm.expectEmit(address(bm));
         emit IBondingManager.FeesCredited(orch, 1 ether, _round());
         vm.expectEmit(address(minter));
@@ -437,7 +437,7 @@ contract TicketBrokerTest is TicketBrokerFixture {
         assertEq(tb.claimableReserve(sender, orch), 1 ether, "allocation: 3 ETH / 3 active");
 
         vm.expectEmit(address(tb));
-        emit ITicketBroker.ReserveClaimed(sender, orch, _round(), 0.5 ether);
+        emit ITicketBroker.WinningTicketRedeemed(sender, orch, tb.getTicketHash(t), 0.8 ether, _round(), 0.5 ether);
         tb.redeemWinningTicket(t, sig, rand);
 
         assertEq(_deposit(sender), 0, "deposit used first");

@@ -1,0 +1,153 @@
+import { type Address, type Hex, parseEventLogs, toFunctionSelector, zeroAddress } from 'viem';
+import type { Logger } from '../node/logger.js';
+import type { TicketDomain } from '../pm/ticket.js';
+import type {
+  RecipientChain,
+  RedeemResult,
+  RoundInfo,
+  SenderInfo,
+  SignedTicket,
+  TicketRedeemer,
+} from '../pm/types.js';
+import type { ChainConnection, SignerConnection } from './client.js';
+import { streamflowContracts } from './contracts.js';
+import { ticketBrokerAbi } from './generated/index.js';
+import type { DeploymentManifest } from './manifest.js';
+import { waitForSuccess } from './tx.js';
+
+/** The EIP-712 domain tickets for this deployment are signed under. */
+export function ticketDomain(manifest: DeploymentManifest): TicketDomain {
+  return { chainId: manifest.chainId, verifyingContract: manifest.contracts.TicketBroker };
+}
+
+/**
+ * Storage writes a paid ticket makes that a refused one does not: the used-ticket flag (a new slot, EIP-2200
+ * 20,000 + EIP-2929 cold access 2,100), the sender's balance slot (2,900 warm write), and the ETH value
+ * transfer to the Minter (9,000 + cold account 2,600). Protocol constants, not a guess at our contract.
+ */
+const PAID_TICKET_EXTRA_GAS = 22_100n + 2_900n + 11_600n;
+
+/**
+ * What the payment engine reads from the chain, over the RoundsManager and TicketBroker. Redeem gas comes from
+ * the gas real redemptions used (fed by `TicketBrokerRedeemer`); before the first one, from an `eth_estimateGas`
+ * of a batch redemption of one (refused) probe ticket on the live contract plus the writes a paid ticket adds.
+ */
+export class TicketBrokerChain implements RecipientChain {
+  private readonly contracts;
+  private observedGas: bigint | undefined;
+
+  constructor(
+    private readonly manifest: DeploymentManifest,
+    private readonly deps: { conn: ChainConnection; logger?: Logger },
+  ) {
+    this.contracts = streamflowContracts(deps.conn, manifest);
+  }
+
+  async currentRound(): Promise<RoundInfo> {
+    const round = await this.contracts.roundsManager.read.currentRound();
+    const blockHash = await this.contracts.roundsManager.read.blockHashForRound([round]);
+    return { round, blockHash };
+  }
+
+  async senderInfo(sender: Address, recipient: Address): Promise<SenderInfo> {
+    const [[deposit, reserve, withdrawRound], claimableReserve] = await Promise.all([
+      this.contracts.ticketBroker.read.getSenderInfo([sender]),
+      this.contracts.ticketBroker.read.claimableReserve([sender, recipient]),
+    ]);
+    return { deposit, reserve, claimableReserve, withdrawRound };
+  }
+
+  gasPrice(): Promise<bigint> {
+    return this.deps.conn.publicClient.getGasPrice();
+  }
+
+  /** Records the gas a real redemption used per ticket; later estimates follow it (moving average). */
+  observeRedeemGas(perTicket: bigint): void {
+    this.observedGas = this.observedGas === undefined ? perTicket : (this.observedGas * 3n + perTicket) / 4n;
+  }
+
+  async estimateRedeemGas(): Promise<bigint> {
+    if (this.observedGas !== undefined) return this.observedGas;
+    const round = await this.currentRound();
+    const probe = {
+      recipient: zeroAddress,
+      sender: zeroAddress,
+      faceValue: 1n,
+      winProb: 0n,
+      senderNonce: 0n,
+      recipientRandHash: `0x${'00'.repeat(32)}` as Hex,
+      creationRound: round.round,
+      creationRoundBlockHash: round.blockHash,
+    };
+    const base = await this.deps.conn.publicClient.estimateContractGas({
+      address: this.manifest.contracts.TicketBroker,
+      abi: ticketBrokerAbi,
+      functionName: 'batchRedeemWinningTickets',
+      args: [[probe], [`0x${'00'.repeat(65)}`], [0n]],
+      account: this.manifest.deployer,
+    });
+    return base + PAID_TICKET_EXTRA_GAS;
+  }
+}
+
+const selector = (sig: string) => toFunctionSelector(sig).toLowerCase();
+/** Refusals that no later attempt can change. */
+const PERMANENT = new Set(
+  [
+    'InvalidRecipientRand(bytes32)',
+    'TicketExpired(uint256,uint256)',
+    'InvalidCreationRoundBlockHash(uint256,bytes32)',
+    'InvalidSignature()',
+    'TicketDidNotWin()',
+  ].map(selector),
+);
+const USED = selector('TicketUsed(bytes32)');
+
+/** Cashes winning tickets through `batchRedeemWinningTickets`, one transaction per batch. */
+export class TicketBrokerRedeemer implements TicketRedeemer {
+  private readonly contracts;
+
+  constructor(
+    readonly manifest: DeploymentManifest,
+    private readonly deps: { conn: SignerConnection; chain?: TicketBrokerChain; logger?: Logger },
+  ) {
+    this.contracts = streamflowContracts(deps.conn, manifest);
+  }
+
+  async redeemBatch(tickets: readonly SignedTicket[], signal?: AbortSignal): Promise<RedeemResult[]> {
+    signal?.throwIfAborted();
+    const hash = await this.contracts.ticketBroker.write.batchRedeemWinningTickets([
+      tickets.map((t) => t.ticket),
+      tickets.map((t) => t.signature),
+      tickets.map((t) => t.recipientRand),
+    ]);
+    const receipt = await waitForSuccess(
+      this.deps.conn,
+      hash,
+      'batchRedeemWinningTickets',
+      signal ? { signal } : {},
+    );
+    const logs = parseEventLogs({ abi: ticketBrokerAbi, logs: receipt.logs });
+    const paid = new Set<string>();
+    const failed = new Map<string, string>();
+    for (const log of logs) {
+      if (log.eventName === 'WinningTicketRedeemed') paid.add(log.args.ticketHash.toLowerCase());
+      if (log.eventName === 'TicketRedemptionFailed') {
+        failed.set(log.args.ticketHash.toLowerCase(), log.args.errorSelector.toLowerCase());
+      }
+    }
+    if (paid.size > 0) this.deps.chain?.observeRedeemGas(receipt.gasUsed / BigInt(paid.size));
+    return tickets.map((t): RedeemResult => {
+      const key = t.ticketHash.toLowerCase();
+      if (paid.has(key)) return { status: 'redeemed', txHash: hash };
+      const sel = failed.get(key);
+      if (sel === USED) return { status: 'alreadyRedeemed' };
+      if (sel && PERMANENT.has(sel))
+        return { status: 'rejected', reason: `TicketBroker refused it (${sel})` };
+      return {
+        status: 'retry',
+        reason: sel ? `TicketBroker refused it for now (${sel})` : 'no result in receipt',
+      };
+    });
+  }
+}

@@ -1,0 +1,113 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTestClient, type Hash, hexToBytes, http, parseEther } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SignerConnection } from '../../src/chain/client.js';
+import { streamflowContracts } from '../../src/chain/contracts.js';
+import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
+import { RoundClock } from '../../src/chain/round-clock.js';
+import { TicketBrokerChain, TicketBrokerRedeemer, ticketDomain } from '../../src/chain/ticket-broker.js';
+import { waitForSuccess } from '../../src/chain/tx.js';
+import { RecipientEngine } from '../../src/pm/engine.js';
+import { Sender } from '../../src/pm/sender.js';
+import { ticketHash } from '../../src/pm/ticket.js';
+import { paymentTicket } from '../../src/pm/types.js';
+
+// The payment engine against the real TicketBroker: a broadcaster funds a deposit, pays an orchestrator with
+// tickets that all win, the orchestrator's queue cashes them on chain, and the fees reach its earnings.
+describe('payments on a real chain', () => {
+  let devnet: Devnet;
+  let o: SignerConnection;
+  let b: SignerConnection;
+  let dir: string;
+  const done = (conn: SignerConnection, what: string) => (hash: Hash) => waitForSuccess(conn, hash, what);
+
+  beforeAll(async () => {
+    devnet = await startDevnet({ accounts: 3, blockTime: 0, parameters: { roundLength: 100n } });
+    o = devnet.signer(1);
+    b = devnet.signer(2);
+    dir = await mkdtemp(join(tmpdir(), 'sf-pm-chain-'));
+    const co = streamflowContracts(o, devnet.manifest);
+    await co.token.write
+      .approve([devnet.manifest.contracts.BondingManager, parseEther('1000')])
+      .then(done(o, 'approve'));
+    await co.bondingManager.write.bond([parseEther('1000'), o.account.address]).then(done(o, 'bond'));
+    await co.bondingManager.write.registerOrchestrator([100_000n, 500_000n]).then(done(o, 'register'));
+    const clock = new RoundClock({}, { conn: o, contracts: co });
+    const s = await clock.read();
+    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
+      blocks: Number(s.blocksLeft),
+    });
+    await clock.initializeIfDue();
+    await co.bondingManager.write.reward().then(done(o, 'reward'));
+    const cb = streamflowContracts(b, devnet.manifest);
+    await cb.ticketBroker.write
+      .fundDepositAndReserve([parseEther('1'), parseEther('1')], { value: parseEther('2') })
+      .then(done(b, 'fund'));
+  });
+  afterAll(async () => {
+    await devnet?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('hashes tickets exactly as the TicketBroker does', async () => {
+    const c = streamflowContracts(o, devnet.manifest);
+    const round = await c.roundsManager.read.currentRound();
+    const ticket = {
+      recipient: o.account.address,
+      sender: b.account.address,
+      faceValue: 123n,
+      winProb: 2n ** 255n,
+      senderNonce: 7n,
+      recipientRandHash: `0x${'ab'.repeat(32)}` as const,
+      creationRound: round,
+      creationRoundBlockHash: await c.roundsManager.read.blockHashForRound([round]),
+    };
+    expect(await c.ticketBroker.read.getTicketHash([ticket])).toBe(
+      ticketHash(ticket, ticketDomain(devnet.manifest)),
+    );
+  });
+
+  it('redeems winning tickets on chain and credits the fees to the orchestrator', async () => {
+    const chain = new TicketBrokerChain(devnet.manifest, { conn: o });
+    const redeemer = new TicketBrokerRedeemer(devnet.manifest, { conn: o, chain });
+    const domain = ticketDomain(devnet.manifest);
+    const engine = new RecipientEngine(
+      // Every ticket wins: the expected value equals the face value.
+      { dataDir: dir, address: o.account.address, domain, expectedValue: parseEther('1') },
+      { chain, redeemer },
+    );
+    await engine.start();
+    try {
+      const bKey = devnet.accounts[2]?.privateKey;
+      if (!bKey) throw new Error('no broadcaster key');
+      const sender = new Sender(
+        { privateKey: hexToBytes(bKey), domain, maxExpectedValue: parseEther('1') },
+        { funds: { deposit: () => parseEther('1') } },
+      );
+      const params = await engine.recipient.ticketParams(b.account.address);
+      expect(params.winProb).toBe(2n ** 256n - 1n);
+      const payment = sender.createPayment(params, params.faceValue / 2n, { recipient: o.account.address });
+      const result = await engine.recipient.receivePayment(payment, { session: 's1', peer: 'test' });
+      expect(result.errors).toEqual([]);
+      expect(result.winners.length).toBe(payment.tickets.length);
+
+      const c = streamflowContracts(o, devnet.manifest);
+      const hashes = payment.tickets.map((t) => ticketHash(paymentTicket(params, t.senderNonce), domain));
+      for (let pass = 0; pass < 5; pass++) {
+        const used = await Promise.all(hashes.map((h) => c.ticketBroker.read.usedTickets([h])));
+        if (used.every(Boolean)) break;
+        await engine.queue.processOnce();
+      }
+      for (const h of hashes) expect(await c.ticketBroker.read.usedTickets([h]), h).toBe(true);
+      const [deposit] = await c.ticketBroker.read.getSenderInfo([b.account.address]);
+      expect(deposit).toBe(parseEther('1') - params.faceValue * BigInt(hashes.length));
+      expect(await c.bondingManager.read.pendingFees([o.account.address])).toBeGreaterThan(0n);
+      // A second look at the estimate now follows the gas the real redemption used.
+      expect(await chain.estimateRedeemGas()).toBeGreaterThan(21_000n);
+    } finally {
+      await engine.stop();
+    }
+  });
+});
