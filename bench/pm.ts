@@ -1,8 +1,8 @@
 /**
  * Payment benchmark: ticket signing and full recipient validation on one core, against bare libsecp256k1
  * public-key recovery of the same signatures in the same run (the physical limit of validation). Prints one
- * flat JSON object and writes it to bench/results/pm.json. Gas figures need the TicketBroker contract; see
- * `measureGas`.
+ * flat JSON object and writes it to bench/results/pm.json. Gas figures come from the
+ * TicketBroker on a fresh devnet (`measureGas`).
  *
  * `node dist/bench/pm.js [tickets]` (default 20_000 tickets per measurement).
  */
@@ -11,12 +11,27 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import secp256k1 from 'secp256k1';
-import { type Address, hexToBytes, keccak256, toHex } from 'viem';
+import {
+  type Address,
+  createTestClient,
+  type Hex,
+  hexToBytes,
+  http,
+  keccak256,
+  parseEther,
+  toHex,
+} from 'viem';
+import type { SignerConnection } from '../src/chain/client.js';
+import { streamflowContracts } from '../src/chain/contracts.js';
+import { startDevnet } from '../src/chain/devnet.js';
+import { RoundClock } from '../src/chain/round-clock.js';
+import { ticketDomain } from '../src/chain/ticket-broker.js';
+import { waitForSuccess } from '../src/chain/tx.js';
 import { TicketHasher } from '../src/pm/hasher.js';
 import { Recipient } from '../src/pm/recipient.js';
 import { Sender } from '../src/pm/sender.js';
 import { PMStore } from '../src/pm/store.js';
-import type { TicketDomain } from '../src/pm/ticket.js';
+import { signDigest, type TicketDomain, ticketHash } from '../src/pm/ticket.js';
 import { type Payment, paymentTicket, type RecipientChain, type TicketParams } from '../src/pm/types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -36,24 +51,100 @@ function progress(msg: string) {
 interface GasFigures {
   'gas.fundDepositAndReserve': number | null;
   'gas.redeem.single': number | null;
+  'gas.redeem.single.firstFeeOfRound': number | null;
   'gas.redeem.batch10.perTicket': number | null;
   'gas.redeem.reserveClaim': number | null;
 }
 
 /**
- * TODO(lead): measure against the TicketBroker once it exists — start anvil and deploy as bench/gas.ts does,
- * then take receipt gasUsed of: a first `fundDepositAndReserve`; `redeemWinningTicket` of one ticket paid from
- * the deposit; `batchRedeemWinningTickets` of 10 tickets ÷ 10; a redemption whose deposit is empty so it is
- * paid from the reserve. Sign the tickets with `Sender` (winProb 2^256 − 1 so each wins) and reveal the
- * recipientRand committed to in the params. Targets: ≤ 90_000, ≤ 110_000, ≤ 60_000, ≤ 160_000.
+ * Receipt gasUsed on a fresh devnet (anvil, automine): a first `fundDepositAndReserve`; a single
+ * `redeemWinningTicket` paid from the deposit; `batchRedeemWinningTickets` of 10 tickets ÷ 10; a redemption
+ * whose deposit falls short so the reserve pays. The recipient is an active orchestrator that has called
+ * `reward()` this round and the tickets are from the current round, the common case.
  */
 async function measureGas(): Promise<GasFigures> {
-  return {
-    'gas.fundDepositAndReserve': null,
-    'gas.redeem.single': null,
-    'gas.redeem.batch10.perTicket': null,
-    'gas.redeem.reserveClaim': null,
-  };
+  const devnet = await startDevnet({ accounts: 4, blockTime: 0, parameters: { roundLength: 1000n } });
+  try {
+    const o = devnet.signer(1);
+    const done = (conn: SignerConnection, what: string) => (hash: Hex) => waitForSuccess(conn, hash, what);
+    const co = streamflowContracts(o, devnet.manifest);
+    await co.token.write
+      .approve([devnet.manifest.contracts.BondingManager, parseEther('1000')])
+      .then(done(o, 'approve'));
+    await co.bondingManager.write.bond([parseEther('1000'), o.account.address]).then(done(o, 'bond'));
+    await co.bondingManager.write.registerOrchestrator([100_000n, 500_000n]).then(done(o, 'register'));
+    const clock = new RoundClock({}, { conn: o, contracts: co });
+    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
+      blocks: Number((await clock.read()).blocksLeft),
+    });
+    await clock.initializeIfDue();
+    await co.bondingManager.write.reward().then(done(o, 'reward'));
+    const round = await co.roundsManager.read.currentRound();
+    const blockHash = await co.roundsManager.read.blockHashForRound([round]);
+    const onChainDomain = ticketDomain(devnet.manifest);
+    const recipientRand = 0x5eedn;
+    const signed = (senderIndex: number, nonce: bigint, faceValue: bigint) => {
+      const key = devnet.accounts[senderIndex]?.privateKey;
+      if (!key) throw new Error('no key');
+      const ticket = {
+        recipient: o.account.address,
+        sender: devnet.signer(senderIndex).account.address,
+        faceValue,
+        winProb: 2n ** 256n - 1n,
+        senderNonce: nonce,
+        recipientRandHash: keccak256(toHex(recipientRand, { size: 32 })),
+        creationRound: round,
+        creationRoundBlockHash: blockHash,
+      };
+      return { ticket, sig: signDigest(ticketHash(ticket, onChainDomain), hexToBytes(key)) };
+    };
+    const gasOf = async (hash: Hex) => Number((await waitForSuccess(o, hash, 'measure')).gasUsed);
+
+    const b = devnet.signer(2);
+    const cb = streamflowContracts(b, devnet.manifest);
+    const fund = await gasOf(
+      await cb.ticketBroker.write.fundDepositAndReserve([parseEther('10'), parseEther('1')], {
+        value: parseEther('11'),
+      }),
+    );
+    const face = parseEther('0.01');
+    // The first fee of a round turns the orchestrator's fee slots from zero to non-zero (20,000 gas each);
+    // every later ticket of the round finds them warm. `single` is the steady state, the first is reported too.
+    const first = signed(2, 1n, face);
+    const firstOfRound = await gasOf(
+      await co.ticketBroker.write.redeemWinningTicket([first.ticket, first.sig, recipientRand]),
+    );
+    const one = signed(2, 100n, face);
+    const single = await gasOf(await co.ticketBroker.write.redeemWinningTicket([one.ticket, one.sig, recipientRand]));
+    const ten = Array.from({ length: 10 }, (_, i) => signed(2, 2n + BigInt(i), face));
+    const batch = await gasOf(
+      await co.ticketBroker.write.batchRedeemWinningTickets([
+        ten.map((t) => t.ticket),
+        ten.map((t) => t.sig),
+        ten.map(() => recipientRand),
+      ]),
+    );
+    // A second broadcaster whose deposit cannot cover the face value: the reserve pays the rest.
+    const b2 = devnet.signer(3);
+    await streamflowContracts(b2, devnet.manifest)
+      .ticketBroker.write.fundDepositAndReserve([parseEther('0.001'), parseEther('1')], {
+        value: parseEther('1.001'),
+      })
+      .then(done(b2, 'fund b2'));
+    const short = signed(3, 1n, face);
+    const reserveClaim = await gasOf(
+      await co.ticketBroker.write.redeemWinningTicket([short.ticket, short.sig, recipientRand]),
+    );
+    return {
+      'gas.fundDepositAndReserve': fund,
+      'gas.redeem.single': single,
+      'gas.redeem.single.firstFeeOfRound': firstOfRound,
+      'gas.redeem.batch10.perTicket': Math.round(batch / 10),
+      'gas.redeem.reserveClaim': reserveClaim,
+    };
+  } finally {
+    await devnet.stop();
+  }
 }
 
 const chain: RecipientChain = {

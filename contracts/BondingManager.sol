@@ -159,10 +159,10 @@ contract BondingManager is IBondingManager, Ownable {
     address public roundsManager;
     /// @inheritdoc IBondingManager
     address public ticketBroker;
+    // Beside the TicketBroker's address: a fee credit reads both.
+    uint8 private _maxFeeBackfillRounds = 2;
     /// @inheritdoc IBondingManager
     mapping(address account => bool) public isVerifier;
-    /// @inheritdoc IBondingManager
-    uint256 public maxFeeBackfillRounds = 2;
 
     RoundCache private _roundCache;
     Totals private _totals;
@@ -376,17 +376,20 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     function _rebond(uint256 lockId, address prev, address next) private {
-        uint256 c = _currentRound();
-        address delegator = msg.sender;
-        Delegator storage d = _delegators[delegator];
-        address o = d.delegate;
-        if (o == address(0)) revert NotBonded(delegator);
-        _claim(delegator, d, o, c);
-        (uint256 amount,) = _consumeLock(delegator, lockId);
-        _addPending(d, amount, c);
-        _totals.totalBonded += uint128(amount);
-        _increaseStake(o, _orchestrators[o], c, amount, prev, next);
-        emit Rebond(delegator, o, lockId, amount);
+        // c >= 1; a lock holds an LPT amount, far below 2^128.
+        unchecked {
+            uint256 c = _currentRound();
+            address delegator = msg.sender;
+            Delegator storage d = _delegators[delegator];
+            address o = d.delegate;
+            if (o == address(0)) revert NotBonded(delegator);
+            _claim(delegator, d, o, c);
+            (uint256 amount,) = _consumeLock(delegator, lockId);
+            _addPending(d, amount, c);
+            _totals.totalBonded += uint128(amount);
+            _increaseStake(o, _orchestrators[o], c, amount, prev, next);
+            emit Rebond(delegator, o, lockId, amount);
+        }
     }
 
     /// @inheritdoc IBondingManager
@@ -402,20 +405,23 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     function _rebondFromUnbonded(address to, uint256 lockId, address prev, address next) private {
-        uint256 c = _currentRound();
-        address delegator = msg.sender;
-        Delegator storage d = _delegators[delegator];
-        if (d.delegate != address(0)) revert AlreadyBonded(delegator, d.delegate);
-        Orchestrator storage os = _orchestrators[to];
-        if (to != delegator && !os.registered) revert NotRegisteredOrchestrator(to);
-        (uint256 amount,) = _consumeLock(delegator, lockId);
-        // An unbonded position is all zeros but `fees`: start afresh at `to`.
-        d.delegate = to;
-        d.lastClaimRound = uint64(c - 1);
-        _addPending(d, amount, c);
-        _totals.totalBonded += uint128(amount);
-        _increaseStake(to, os, c, amount, prev, next);
-        emit Rebond(delegator, to, lockId, amount);
+        // c >= 1; a lock holds an LPT amount, far below 2^128.
+        unchecked {
+            uint256 c = _currentRound();
+            address delegator = msg.sender;
+            Delegator storage d = _delegators[delegator];
+            if (d.delegate != address(0)) revert AlreadyBonded(delegator, d.delegate);
+            Orchestrator storage os = _orchestrators[to];
+            if (to != delegator && !os.registered) revert NotRegisteredOrchestrator(to);
+            (uint256 amount,) = _consumeLock(delegator, lockId);
+            // An unbonded position is all zeros but `fees`: start afresh at `to`.
+            d.delegate = to;
+            d.lastClaimRound = uint64(c - 1);
+            _addPending(d, amount, c);
+            _totals.totalBonded += uint128(amount);
+            _increaseStake(to, os, c, amount, prev, next);
+            emit Rebond(delegator, to, lockId, amount);
+        }
     }
 
     /// @inheritdoc IBondingManager
@@ -540,7 +546,7 @@ contract BondingManager is IBondingManager, Ownable {
         if (msg.sender != ticketBroker) revert OnlyTicketBroker(msg.sender);
         uint256 c = _currentRound();
         if (round > c) revert FeeRoundInFuture(round, c);
-        if (round == 0 || round + maxFeeBackfillRounds < c) revert FeeRoundTooOld(round, c);
+        if (round == 0 || round + _maxFeeBackfillRounds < c) revert FeeRoundTooOld(round, c);
         Orchestrator storage os = _orchestrators[orchestrator];
         (, uint256 feeShare) = _cutsForRound(orchestrator, os, round);
         uint256 delegatorsFees = fees * feeShare / PPM;
@@ -652,7 +658,7 @@ contract BondingManager is IBondingManager, Ownable {
         if (newMaxFeeBackfillRounds > MAX_FEE_BACKFILL_ROUNDS) {
             revert InvalidMaxFeeBackfillRounds(newMaxFeeBackfillRounds, MAX_FEE_BACKFILL_ROUNDS);
         }
-        maxFeeBackfillRounds = newMaxFeeBackfillRounds;
+        _maxFeeBackfillRounds = uint8(newMaxFeeBackfillRounds);
         emit MaxFeeBackfillRoundsSet(newMaxFeeBackfillRounds);
     }
 
@@ -701,6 +707,11 @@ contract BondingManager is IBondingManager, Ownable {
     /// @inheritdoc IBondingManager
     function maxActiveOrchestrators() external view returns (uint256) {
         return _params.maxActiveOrchestrators;
+    }
+
+    /// @inheritdoc IBondingManager
+    function maxFeeBackfillRounds() external view returns (uint256) {
+        return _maxFeeBackfillRounds;
     }
 
     /// @inheritdoc IBondingManager
@@ -984,7 +995,7 @@ contract BondingManager is IBondingManager, Ownable {
     function _addLateUnits(Delegator storage d, uint256 units, uint256 round, uint256 c) private {
         // Bounded round arithmetic; the merged sum is cast with a check.
         unchecked {
-            uint256 lastClosed = c - 1 - Math.min(c - 1, maxFeeBackfillRounds);
+            uint256 lastClosed = c - 1 - Math.min(c - 1, _maxFeeBackfillRounds);
             uint256 older = d.olderRound <= lastClosed ? 0 : d.olderUnits;
             uint256 newer = d.newerRound <= lastClosed ? 0 : d.newerUnits;
             if (newer != 0) (d.olderUnits, d.olderRound) = ((older + newer).toUint128(), d.newerRound);
@@ -1103,7 +1114,7 @@ contract BondingManager is IBondingManager, Ownable {
                 d.fees = (d.fees + gross - settled).toUint128();
                 d.exitSettled = uint96(gross);
             }
-            if (d.exitEnd + maxFeeBackfillRounds < c) {
+            if (d.exitEnd + _maxFeeBackfillRounds < c) {
                 (d.exitUnits, d.exitSettled) = (0, 0);
             }
         }
