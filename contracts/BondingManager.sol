@@ -1212,11 +1212,14 @@ contract BondingManager is IBondingManager, Ownable {
             else pool.totalStake = uint128(stake);
         }
         if (stake == 0) return 0;
-        uint256 packed = os.poolRounds;
-        (uint256 crf, uint256 cff) = _factors(o, _latestPoolRound(packed, r - 1));
+        uint256 crf = _pools[o][r].cumulativeRewardFactor;
+        uint256 cff;
+        // CRF at the start of round r: the pool's own factor until r's reward, else the previous pool's.
+        if (crf == 0 || os.lastRewardRound >= r) (crf, cff) = _factors(o, _latestPoolRound(os.poolRounds, r - 1));
         // Per unit of stake measured at a pool: fees * CRF_{r-1} / stake_r.
         uint256 delta = Math.mulDiv(amount, crf, stake);
         if (delta == 0) return 0;
+        bool materialised;
         for (uint256 k = r; k <= c; ++k) {
             EarningsPool storage pool = _pools[o][k];
             uint256 poolCrf = pool.cumulativeRewardFactor;
@@ -1224,12 +1227,13 @@ contract BondingManager is IBondingManager, Ownable {
                 // A copy of the previous round's factors, which already carry `delta` after round r.
                 pool.cumulativeRewardFactor = uint128(crf);
                 if (k == r) cff += delta;
+                materialised = true;
             } else {
                 (crf, cff) = (poolCrf, pool.cumulativeFeeFactor + delta);
             }
             pool.cumulativeFeeFactor = cff;
         }
-        os.poolRounds = _withPoolRounds(packed, r, c);
+        if (materialised) os.poolRounds = _withPoolRounds(os.poolRounds, r, c);
         return amount;
     }
 

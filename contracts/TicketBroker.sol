@@ -149,10 +149,7 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
     }
 
     /// @inheritdoc ITicketBroker
-    function fundDepositAndReserveFor(address sender, uint256 depositAmount, uint256 reserveAmount)
-        external
-        payable
-    {
+    function fundDepositAndReserveFor(address sender, uint256 depositAmount, uint256 reserveAmount) external payable {
         if (sender == address(0)) revert ZeroAddress();
         _checkFundingAmount(depositAmount, reserveAmount);
         _fund(sender, depositAmount, reserveAmount);
@@ -259,7 +256,8 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         }
 
         for (uint256 k; k < b.feeCount; ++k) {
-            IBondingManager(bondingManager).updateOrchestratorWithFees(b.feeRecipients[k], b.feeAmounts[k], b.feeRounds[k]);
+            IBondingManager(bondingManager)
+                .updateOrchestratorWithFees(b.feeRecipients[k], b.feeAmounts[k], b.feeRounds[k]);
         }
         if (b.total != 0) IMinter(minter).depositETH{value: b.total}();
     }
@@ -308,10 +306,10 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
     function claimableReserve(address sender, address recipient) external view returns (uint256) {
         IBondingManager bm = IBondingManager(bondingManager);
         if (recipient == address(0) || !bm.isActiveOrchestrator(recipient)) return 0;
-        IRoundsManager rm = IRoundsManager(roundsManager);
-        uint256 round = rm.currentRound();
-        uint256 count = rm.currentRoundInitialized() ? bm.currentRoundActiveCount() : bm.getOrchestratorPoolSize();
-        return _available(_locks[sender], _claims[sender][recipient], _funds[sender].reserve, round, count);
+        uint256 round = IRoundsManager(roundsManager).currentRound();
+        return _available(
+            _locks[sender], _claims[sender][recipient], _funds[sender].reserve, round, bm.currentRoundActiveCount()
+        );
     }
 
     /// @inheritdoc ITicketBroker
@@ -330,14 +328,12 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
     // =============================================================================================================
 
     function _fund(address sender, uint256 depositAmount, uint256 reserveAmount) private {
-        Funds storage funds = _funds[sender];
-        Funds memory f = funds;
+        Funds memory f = _funds[sender];
         if (f.deposit == 0 && f.reserve == 0) {
             Lock storage lock = _locks[sender];
             if (!lock.opened) lock.opened = true;
         }
-        funds.deposit = (f.deposit + depositAmount).toUint128();
-        funds.reserve = (f.reserve + reserveAmount).toUint128();
+        _storeFunds(sender, (f.deposit + depositAmount).toUint128(), (f.reserve + reserveAmount).toUint128());
         // A zero amount changes nothing and emits nothing.
         if (depositAmount != 0) emit DepositFunded(sender, msg.sender, depositAmount);
         if (reserveAmount != 0) emit ReserveFunded(sender, msg.sender, reserveAmount);
@@ -359,8 +355,7 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
             revert InvalidTicketValidityRounds(newTicketValidityRounds, maxBackfill);
         }
         _params = Params({
-            unlockPeriod: newUnlockPeriod.toUint64(),
-            ticketValidityRounds: newTicketValidityRounds.toUint64()
+            unlockPeriod: newUnlockPeriod.toUint64(), ticketValidityRounds: newTicketValidityRounds.toUint64()
         });
     }
 
@@ -463,11 +458,13 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
             _storeFunds(sender, 0, f.reserve - shortfall);
             uint256 claimedInRound = lock.claimRound == round ? lock.claimedInRound : 0;
             Lock storage lockSlot = _locks[sender];
-            uint256 packedLock = uint256(lock.withdrawRound) | round << 32 | 1 << 64 | (claimedInRound + shortfall) << 72;
+            uint256 packedLock =
+                uint256(lock.withdrawRound) | round << 32 | 1 << 64 | (claimedInRound + shortfall) << 72;
             uint256 claimedByRecipient = claim.round == round ? claim.amount : 0;
             Claim storage claimSlot = _claims[sender][recipient];
             uint256 packedClaim = round | (claimedByRecipient + shortfall) << 64;
-            // Whole-slot writes (layouts of `Lock` and `Claim`, lowest-order member first).
+            // Whole-slot writes (layouts of `Lock` and `Claim`, lowest-order member first). Round numbers fit in 32
+            // bits: the BondingManager stores them as uint32 and stops initialising rounds beyond.
             assembly ("memory-safe") {
                 sstore(lockSlot.slot, packedLock)
                 sstore(claimSlot.slot, packedClaim)
@@ -476,8 +473,8 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         return "";
     }
 
-    /// @dev Writes a sender's funds slot in one SSTORE (`Funds` layout: deposit in the low 128 bits). Both amounts are
-    /// below 2^128: they only ever decrease from checked values here.
+    /// @dev Writes a sender's funds slot in one SSTORE (`Funds` layout: deposit in the low 128 bits). Callers pass
+    /// amounts below 2^128 (cast-checked when funding; only ever decreasing otherwise).
     function _storeFunds(address sender, uint256 deposit, uint256 reserve) private {
         Funds storage slot = _funds[sender];
         assembly ("memory-safe") {

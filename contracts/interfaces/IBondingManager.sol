@@ -27,7 +27,7 @@ interface IBondingManager {
     /// @param fees Claimed fees (wei) not yet withdrawn (`pendingFees` adds fees earned since).
     /// @param delegate The orchestrator the stake is bonded to (zero when unbonded).
     /// @param startRound The first round in which the stake most recently bonded earns.
-    /// @param lastClaimRound The last round whose earnings have been claimed.
+    /// @param lastClaimRound One before the round of the last claim (its earnings are settled through that round).
     /// @param nextUnbondingLockId The id the next unbonding lock will get.
     struct DelegatorInfo {
         uint256 bondedAmount;
@@ -255,7 +255,8 @@ interface IBondingManager {
     /// (`InsufficientFees`). State is updated before the ETH is sent. Emits `WithdrawFees`.
     function withdrawFees(address payable recipient, uint256 amount) external;
 
-    /// @notice Claims the caller's earnings through the last completed round (see the contract notes).
+    /// @notice Claims the caller's earnings: moves the fees earned so far into its claimed fees (stake compounds
+    /// without claims). Emits `EarningsClaimed`.
     function claimEarnings() external;
 
     // -----------------------------------------------------------------------------------------------------------

@@ -227,8 +227,8 @@ interface ITicketBroker {
 
     /// @notice Wei of `sender`'s reserve that `recipient` could still claim in the current round: its allocation
     /// `(reserve + claimedInRound) / activeCount` minus what it claimed this round, capped by the reserve; 0 when
-    /// `recipient` is not active. Before the current round is initialised it uses the size the active set has now
-    /// (the count the round will snapshot).
+    /// `recipient` is not active. Until the current round is initialised, activity and count are those of the last
+    /// initialised round (the BondingManager's), and no claim can be made.
     function claimableReserve(address sender, address recipient) external view returns (uint256);
 
     /// @notice Wei of `sender`'s reserve that `recipient` claimed in `round`. Remembered for the latest round in which

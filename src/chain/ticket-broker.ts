@@ -1,6 +1,15 @@
-import { type Address, type Hex, parseEventLogs, toFunctionSelector, zeroAddress } from 'viem';
+import {
+  type Address,
+  hexToBytes,
+  keccak256,
+  parseEventLogs,
+  toFunctionSelector,
+  toHex,
+  zeroAddress,
+} from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import type { Logger } from '../node/logger.js';
-import type { TicketDomain } from '../pm/ticket.js';
+import { signDigest, type TicketDomain, ticketHash } from '../pm/ticket.js';
 import type {
   RecipientChain,
   RedeemResult,
@@ -11,7 +20,7 @@ import type {
 } from '../pm/types.js';
 import type { ChainConnection, SignerConnection } from './client.js';
 import { streamflowContracts } from './contracts.js';
-import { ticketBrokerAbi } from './generated/index.js';
+import { bondingManagerAbi, ticketBrokerAbi } from './generated/index.js';
 import type { DeploymentManifest } from './manifest.js';
 import { waitForSuccess } from './tx.js';
 
@@ -21,16 +30,20 @@ export function ticketDomain(manifest: DeploymentManifest): TicketDomain {
 }
 
 /**
- * Storage writes a paid ticket makes that a refused one does not: the used-ticket flag (a new slot, EIP-2200
- * 20,000 + EIP-2929 cold access 2,100), the sender's balance slot (2,900 warm write), and the ETH value
- * transfer to the Minter (9,000 + cold account 2,600). Protocol constants, not a guess at our contract.
+ * Storage writes and transfers a paid ticket makes after the checks a refused one also runs: the used-ticket
+ * flag (a new slot: EIP-2200 20,000 + EIP-2929 cold access 2,100), the sender's balance slot (2,900 warm
+ * write) and the ETH value transfer to the Minter (9,000 + cold account 2,600). EVM constants, not a guess at
+ * our contract; the fee credit, which is contract work, is estimated on the chain.
  */
-const PAID_TICKET_EXTRA_GAS = 22_100n + 2_900n + 11_600n;
+const PAID_TICKET_WRITES_GAS = 22_100n + 2_900n + 11_600n;
+const TX_BASE_GAS = 21_000n;
 
 /**
  * What the payment engine reads from the chain, over the RoundsManager and TicketBroker. Redeem gas comes from
- * the gas real redemptions used (fed by `TicketBrokerRedeemer`); before the first one, from an `eth_estimateGas`
- * of a batch redemption of one (refused) probe ticket on the live contract plus the writes a paid ticket adds.
+ * the gas real redemptions used (fed by `TicketBrokerRedeemer`); before the first one, from `eth_estimateGas`
+ * on the live contracts: a batch redemption of one probe ticket to `recipient` that passes every check but the
+ * sender's funds (signed by a throwaway key with no deposit), plus the fee credit the BondingManager would do for
+ * it (estimated as a call from the TicketBroker), plus the writes a paid ticket adds.
  */
 export class TicketBrokerChain implements RecipientChain {
   private readonly contracts;
@@ -39,6 +52,8 @@ export class TicketBrokerChain implements RecipientChain {
   constructor(
     private readonly manifest: DeploymentManifest,
     private readonly deps: { conn: ChainConnection; logger?: Logger },
+    /** The orchestrator whose redemptions are estimated. */
+    private readonly recipient?: Address,
   ) {
     this.contracts = streamflowContracts(deps.conn, manifest);
   }
@@ -69,24 +84,42 @@ export class TicketBrokerChain implements RecipientChain {
   async estimateRedeemGas(): Promise<bigint> {
     if (this.observedGas !== undefined) return this.observedGas;
     const round = await this.currentRound();
+    const rand = BigInt(keccak256(toHex('streamflow redeem gas probe')));
+    const probeKey = generatePrivateKey();
     const probe = {
-      recipient: zeroAddress,
-      sender: zeroAddress,
+      recipient: this.recipient ?? zeroAddress,
+      sender: privateKeyToAccount(probeKey).address,
       faceValue: 1n,
-      winProb: 0n,
+      winProb: 2n ** 256n - 1n,
       senderNonce: 0n,
-      recipientRandHash: `0x${'00'.repeat(32)}` as Hex,
+      recipientRandHash: keccak256(toHex(rand, { size: 32 })),
       creationRound: round.round,
       creationRoundBlockHash: round.blockHash,
     };
-    const base = await this.deps.conn.publicClient.estimateContractGas({
-      address: this.manifest.contracts.TicketBroker,
-      abi: ticketBrokerAbi,
-      functionName: 'batchRedeemWinningTickets',
-      args: [[probe], [`0x${'00'.repeat(65)}`], [0n]],
-      account: this.manifest.deployer,
-    });
-    return base + PAID_TICKET_EXTRA_GAS;
+    const sig = signDigest(ticketHash(probe, ticketDomain(this.manifest)), hexToBytes(probeKey));
+    const pc = this.deps.conn.publicClient;
+    const [checks, credit] = await Promise.all([
+      pc.estimateContractGas({
+        address: this.manifest.contracts.TicketBroker,
+        abi: ticketBrokerAbi,
+        functionName: 'batchRedeemWinningTickets',
+        args: [[probe], [sig], [rand]],
+        account: this.manifest.deployer,
+      }),
+      this.recipient
+        ? pc
+            .estimateContractGas({
+              address: this.manifest.contracts.BondingManager,
+              abi: bondingManagerAbi,
+              functionName: 'updateOrchestratorWithFees',
+              args: [this.recipient, 1n, round.round],
+              account: this.manifest.contracts.TicketBroker,
+            })
+            .then((g) => g - TX_BASE_GAS)
+            .catch(() => 0n)
+        : Promise.resolve(0n),
+    ]);
+    return checks + credit + PAID_TICKET_WRITES_GAS;
   }
 }
 

@@ -70,7 +70,8 @@ describe('payments on a real chain', () => {
   });
 
   it('redeems winning tickets on chain and credits the fees to the orchestrator', async () => {
-    const chain = new TicketBrokerChain(devnet.manifest, { conn: o });
+    const chain = new TicketBrokerChain(devnet.manifest, { conn: o }, o.account.address);
+      const estimated = await chain.estimateRedeemGas();
     const redeemer = new TicketBrokerRedeemer(devnet.manifest, { conn: o, chain });
     const domain = ticketDomain(devnet.manifest);
     const engine = new RecipientEngine(
@@ -104,8 +105,12 @@ describe('payments on a real chain', () => {
       const [deposit] = await c.ticketBroker.read.getSenderInfo([b.account.address]);
       expect(deposit).toBe(parseEther('1') - params.faceValue * BigInt(hashes.length));
       expect(await c.bondingManager.read.pendingFees([o.account.address])).toBeGreaterThan(0n);
-      // A second look at the estimate now follows the gas the real redemption used.
-      expect(await chain.estimateRedeemGas()).toBeGreaterThan(21_000n);
+      // Estimated before any redemption from the live contracts, it lands near what redemption really used
+      // per ticket (batches share work, so the real figure is lower for several tickets).
+      const observed = await chain.estimateRedeemGas();
+      expect(observed).toBeGreaterThan(21_000n);
+      expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeGreaterThan(0.8);
+      expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeLessThan(2.5);
     } finally {
       await engine.stop();
     }

@@ -6,6 +6,7 @@ import {TicketBrokerFixture} from "./utils/TicketBrokerFixture.sol";
 import {ITicketBroker} from "../../contracts/interfaces/ITicketBroker.sol";
 import {IBondingManager} from "../../contracts/interfaces/IBondingManager.sol";
 import {IMinter} from "../../contracts/interfaces/IMinter.sol";
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 
 /// @dev Accepts no ETH.
 contract EthRejecter {
@@ -92,7 +93,9 @@ contract TicketBrokerTest is TicketBrokerFixture {
 
     function test_setTicketValidityRounds_revertsWhenNotBelowUnlockPeriod() public {
         bm.setMaxFeeBackfillRounds(6);
-        vm.expectRevert(abi.encodeWithSelector(ITicketBroker.InvalidUnlockPeriod.selector, UNLOCK_PERIOD, UNLOCK_PERIOD));
+        vm.expectRevert(
+            abi.encodeWithSelector(ITicketBroker.InvalidUnlockPeriod.selector, UNLOCK_PERIOD, UNLOCK_PERIOD)
+        );
         tb.setTicketValidityRounds(UNLOCK_PERIOD);
     }
 
@@ -383,7 +386,9 @@ contract TicketBrokerTest is TicketBrokerFixture {
         emit IBondingManager.FeesCredited(orch, 1 ether, _round());
         vm.expectEmit(address(minter));
         emit IMinter.ETHDeposited(address(tb), 1 ether);
-        vm.expectCall(address(bm), abi.encodeCall(IBondingManager.updateOrchestratorWithFees, (orch, 1 ether, _round())));
+        vm.expectCall(
+            address(bm), abi.encodeCall(IBondingManager.updateOrchestratorWithFees, (orch, 1 ether, _round()))
+        );
         vm.prank(makeAddr("anyone")); // anyone may redeem; the value goes to the recipient
         tb.redeemWinningTicket(t, sig, rand);
 
@@ -479,6 +484,30 @@ contract TicketBrokerTest is TicketBrokerFixture {
         tb.redeemWinningTicket(t, sig, rand);
         assertEq(tb.claimedReserve(sender, _round(), orch), 1, "this round's claim");
         assertEq(tb.claimedReserve(sender, _round() - 1, orch), 0, "only the latest claim round is kept");
+    }
+
+    function test_redeem_reserveClaimsAccumulateAndKeepTheSenderUnlock() public {
+        _activateOrchestrators();
+        _fundReserve(sender, 3 ether);
+        vm.prank(sender);
+        tb.unlock();
+        uint256 w = _withdrawRound(sender);
+        (ITicketBroker.Ticket memory t, bytes memory sig, uint256 rand) = _signed(orch, 0.25 ether);
+        tb.redeemWinningTicket(t, sig, rand);
+        (t, sig, rand) = _signed(orch, 0.5 ether);
+        tb.redeemWinningTicket(t, sig, rand);
+        (t, sig, rand) = _signed(orch2, 1 ether);
+        tb.redeemWinningTicket(t, sig, rand);
+        assertEq(tb.claimedReserve(sender, _round(), orch), 0.75 ether, "orch's claims add up");
+        assertEq(tb.claimedReserve(sender, _round(), orch2), 1 ether, "orch2's claim");
+        assertEq(tb.claimableReserve(sender, orch), 0.25 ether, "orch's allocation left");
+        assertEq(tb.claimableReserve(sender, orch3), 1 ether, "orch3's allocation is untouched by the others' claims");
+        assertEq(_withdrawRound(sender), w, "the unlock survives the claims");
+        assertEq(_reserve(sender), 1.25 ether, "reserve");
+        _advanceRounds(UNLOCK_PERIOD);
+        vm.prank(sender);
+        tb.withdraw();
+        assertEq(_reserve(sender), 0, "withdrawn");
     }
 
     function test_redeem_revertsWithInsufficientFundsWhenNothingIsFunded() public {
@@ -715,7 +744,9 @@ contract TicketBrokerTest is TicketBrokerFixture {
         _activateOrchestrators();
         _fundDeposit(sender, 10 ether);
         (ITicketBroker.Ticket[] memory ts, bytes[] memory sigs, uint256[] memory rands) = _batch(5, orch, 1 ether);
-        vm.expectCall(address(bm), abi.encodeCall(IBondingManager.updateOrchestratorWithFees, (orch, 5 ether, _round())));
+        vm.expectCall(
+            address(bm), abi.encodeCall(IBondingManager.updateOrchestratorWithFees, (orch, 5 ether, _round()))
+        );
         vm.expectEmit(address(minter));
         emit IMinter.ETHDeposited(address(tb), 5 ether);
         vm.recordLogs();
@@ -756,7 +787,9 @@ contract TicketBrokerTest is TicketBrokerFixture {
         vm.recordLogs();
         tb.batchRedeemWinningTickets(ts, sigs, rands);
         Vm.Log[] memory logs = vm.getRecordedLogs();
-        assertEq(_count(logs, address(bm), IBondingManager.FeesCredited.selector), 3, "one credit per (recipient, round)");
+        assertEq(
+            _count(logs, address(bm), IBondingManager.FeesCredited.selector), 3, "one credit per (recipient, round)"
+        );
         assertEq(_count(logs, address(minter), IMinter.ETHDeposited.selector), 1, "one transfer");
         assertEq(address(minter).balance, 10 ether, "minter ETH");
     }
@@ -899,8 +932,7 @@ contract TicketBrokerTest is TicketBrokerFixture {
 
     function test_batch_emptyDoesNothing() public {
         vm.recordLogs();
-        bool[] memory ok =
-            tb.batchRedeemWinningTickets(new ITicketBroker.Ticket[](0), new bytes[](0), new uint256[](0));
+        bool[] memory ok = tb.batchRedeemWinningTickets(new ITicketBroker.Ticket[](0), new bytes[](0), new uint256[](0));
         assertEq(ok.length, 0, "no results");
         assertEq(vm.getRecordedLogs().length, 0, "no events");
     }
@@ -936,16 +968,31 @@ contract TicketBrokerTest is TicketBrokerFixture {
         assertEq(tb.claimableReserve(sender, orch), 1 ether, "active");
     }
 
-    function test_claimableReserve_beforeTheRoundIsInitialisedUsesThePoolSize() public {
-        _activateOrchestrators();
+    function test_claimableReserve_followsTheCountOfTheLastInitialisedRound() public {
         _fundReserve(sender, 4 ether);
         address late = makeAddr("late");
         _registerOrchestrator(late, ORCH_STAKE, 0, 0);
-        assertEq(tb.claimableReserve(sender, orch), uint256(4 ether) / 3, "3 active this round");
-        vm.roll(rounds.nextRoundStartBlock());
-        assertEq(tb.claimableReserve(sender, orch), 1 ether, "4 will be active in the new round");
-        rounds.initializeRound();
+        _activateOrchestrators();
+        // Round r: orch, orch2, orch3 joined in r - 1 are active; late joined in r - 1 too.
         assertEq(tb.claimableReserve(sender, orch), 1 ether, "4 active");
+        address later = makeAddr("later");
+        _registerOrchestrator(later, ORCH_STAKE, 0, 0);
+        assertEq(tb.claimableReserve(sender, orch), 1 ether, "a join mid-round changes nothing this round");
+        assertEq(tb.claimableReserve(sender, later), 0, "not active yet");
+        vm.roll(rounds.nextRoundStartBlock());
+        assertEq(tb.claimableReserve(sender, orch), 1 ether, "until the new round is initialised");
+        rounds.initializeRound();
+        assertEq(tb.claimableReserve(sender, orch), 0.8 ether, "5 active");
+        assertEq(tb.claimableReserve(sender, later), 0.8 ether, "the newcomer's share");
+    }
+
+    function test_eip712Domain_describesTheTicketDomain() public view {
+        (, string memory name, string memory version, uint256 chainId, address verifyingContract,,) =
+            IERC5267(address(tb)).eip712Domain();
+        assertEq(name, "Streamflow TicketBroker", "name");
+        assertEq(version, "1", "version");
+        assertEq(chainId, block.chainid, "chainId");
+        assertEq(verifyingContract, address(tb), "verifyingContract");
     }
 
     function test_getTicketHash_matchesAnIndependentEip712Digest() public {

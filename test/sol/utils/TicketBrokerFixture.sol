@@ -216,6 +216,10 @@ abstract contract TicketBrokerFixture is Fixture {
         return abi.encodePacked(r, bytes32(uint256(s) | (uint256(v - 27) << 255)));
     }
 
+    function _copy(ITicketBroker.Ticket memory t) internal pure returns (ITicketBroker.Ticket memory) {
+        return abi.decode(abi.encode(t), (ITicketBroker.Ticket));
+    }
+
     function _one(ITicketBroker.Ticket memory t) internal pure returns (ITicketBroker.Ticket[] memory ts) {
         ts = new ITicketBroker.Ticket[](1);
         ts[0] = t;
