@@ -11,20 +11,11 @@ import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import secp256k1 from 'secp256k1';
-import {
-  type Address,
-  createTestClient,
-  type Hex,
-  hexToBytes,
-  http,
-  keccak256,
-  parseEther,
-  toHex,
-} from 'viem';
+import { type Address, type Hex, hexToBytes, keccak256, parseEther, toHex } from 'viem';
 import type { SignerConnection } from '../src/chain/client.js';
 import { streamflowContracts } from '../src/chain/contracts.js';
 import { startDevnet } from '../src/chain/devnet.js';
-import { RoundClock } from '../src/chain/round-clock.js';
+import { bondAndRegister, mineToNextRound } from '../src/chain/staking.js';
 import { ticketDomain } from '../src/chain/ticket-broker.js';
 import { waitForSuccess } from '../src/chain/tx.js';
 import { TicketHasher } from '../src/pm/hasher.js';
@@ -67,17 +58,13 @@ async function measureGas(): Promise<GasFigures> {
   try {
     const o = devnet.signer(1);
     const done = (conn: SignerConnection, what: string) => (hash: Hex) => waitForSuccess(conn, hash, what);
-    const co = streamflowContracts(o, devnet.manifest);
-    await co.token.write
-      .approve([devnet.manifest.contracts.BondingManager, parseEther('1000')])
-      .then(done(o, 'approve'));
-    await co.bondingManager.write.bond([parseEther('1000'), o.account.address]).then(done(o, 'bond'));
-    await co.bondingManager.write.registerOrchestrator([100_000n, 500_000n]).then(done(o, 'register'));
-    const clock = new RoundClock({}, { conn: o, contracts: co });
-    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
-      blocks: Number((await clock.read()).blocksLeft),
+    await bondAndRegister(o, devnet.manifest, {
+      stake: parseEther('1000'),
+      rewardCut: 100_000n,
+      feeShare: 500_000n,
     });
-    await clock.initializeIfDue();
+    await mineToNextRound(o, devnet.manifest);
+    const co = streamflowContracts(o, devnet.manifest);
     await co.bondingManager.write.reward().then(done(o, 'reward'));
     const round = await co.roundsManager.read.currentRound();
     const blockHash = await co.roundsManager.read.blockHashForRound([round]);
@@ -115,7 +102,9 @@ async function measureGas(): Promise<GasFigures> {
       await co.ticketBroker.write.redeemWinningTicket([first.ticket, first.sig, recipientRand]),
     );
     const one = signed(2, 100n, face);
-    const single = await gasOf(await co.ticketBroker.write.redeemWinningTicket([one.ticket, one.sig, recipientRand]));
+    const single = await gasOf(
+      await co.ticketBroker.write.redeemWinningTicket([one.ticket, one.sig, recipientRand]),
+    );
     const ten = Array.from({ length: 10 }, (_, i) => signed(2, 2n + BigInt(i), face));
     const batch = await gasOf(
       await co.ticketBroker.write.batchRedeemWinningTickets([

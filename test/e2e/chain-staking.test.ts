@@ -1,19 +1,10 @@
-import {
-  createTestClient,
-  type Hash,
-  http,
-  keccak256,
-  parseEther,
-  parseEventLogs,
-  toHex,
-  zeroAddress,
-} from 'viem';
+import { type Hash, keccak256, parseEther, parseEventLogs, toHex, zeroAddress } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignerConnection } from '../../src/chain/client.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { bondingManagerAbi } from '../../src/chain/generated/index.js';
-import { RoundClock } from '../../src/chain/round-clock.js';
+import { mineToNextRound } from '../../src/chain/staking.js';
 import { revertErrorName, waitForSuccess } from '../../src/chain/tx.js';
 
 // The chain client against the real contracts on anvil: an orchestrator registers and advertises, a delegator
@@ -34,16 +25,7 @@ describe('staking through the typed chain client', () => {
     await devnet?.stop();
   });
 
-  async function nextRound() {
-    const conn = devnet.signer(0);
-    const clock = new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
-    const s = await clock.read();
-    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
-      blocks: Number(s.blocksLeft),
-    });
-    expect(await clock.initializeIfDue()).toBe(true);
-    return (await clock.read()).round;
-  }
+  const nextRound = () => mineToNextRound(devnet.signer(0), devnet.manifest);
 
   it('reports a bond to an unregistered address by its contract error name', async () => {
     const c = streamflowContracts(d, devnet.manifest);

@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createTestClient, type Hash, hexToBytes, http, parseEther } from 'viem';
+import { type Hash, hexToBytes, parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignerConnection } from '../../src/chain/client.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
-import { RoundClock } from '../../src/chain/round-clock.js';
+import { bondAndRegister, mineToNextRound } from '../../src/chain/staking.js';
 import { TicketBrokerChain, TicketBrokerRedeemer, ticketDomain } from '../../src/chain/ticket-broker.js';
 import { waitForSuccess } from '../../src/chain/tx.js';
 import { RecipientEngine } from '../../src/pm/engine.js';
@@ -28,18 +28,13 @@ describe('payments on a real chain', () => {
     o = devnet.signer(1);
     b = devnet.signer(2);
     dir = await mkdtemp(join(tmpdir(), 'sf-pm-chain-'));
-    const co = streamflowContracts(o, devnet.manifest);
-    await co.token.write
-      .approve([devnet.manifest.contracts.BondingManager, parseEther('1000')])
-      .then(done(o, 'approve'));
-    await co.bondingManager.write.bond([parseEther('1000'), o.account.address]).then(done(o, 'bond'));
-    await co.bondingManager.write.registerOrchestrator([100_000n, 500_000n]).then(done(o, 'register'));
-    const clock = new RoundClock({}, { conn: o, contracts: co });
-    const s = await clock.read();
-    await createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) }).mine({
-      blocks: Number(s.blocksLeft),
+    await bondAndRegister(o, devnet.manifest, {
+      stake: parseEther('1000'),
+      rewardCut: 100_000n,
+      feeShare: 500_000n,
     });
-    await clock.initializeIfDue();
+    await mineToNextRound(o, devnet.manifest);
+    const co = streamflowContracts(o, devnet.manifest);
     await co.bondingManager.write.reward().then(done(o, 'reward'));
     const cb = streamflowContracts(b, devnet.manifest);
     await cb.ticketBroker.write
@@ -71,7 +66,7 @@ describe('payments on a real chain', () => {
 
   it('redeems winning tickets on chain and credits the fees to the orchestrator', async () => {
     const chain = new TicketBrokerChain(devnet.manifest, { conn: o }, o.account.address);
-      const estimated = await chain.estimateRedeemGas();
+    const estimated = await chain.estimateRedeemGas();
     const redeemer = new TicketBrokerRedeemer(devnet.manifest, { conn: o, chain });
     const domain = ticketDomain(devnet.manifest);
     const engine = new RecipientEngine(
@@ -109,8 +104,13 @@ describe('payments on a real chain', () => {
       // per ticket (batches share work, so the real figure is lower for several tickets).
       const observed = await chain.estimateRedeemGas();
       expect(observed).toBeGreaterThan(21_000n);
-      expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeGreaterThan(0.8);
-      expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeLessThan(2.5);
+      expect(
+        Number(estimated) / Number(observed),
+        `estimated ${estimated}, used ${observed}`,
+      ).toBeGreaterThan(0.8);
+      expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeLessThan(
+        2.5,
+      );
     } finally {
       await engine.stop();
     }
