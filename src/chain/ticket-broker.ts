@@ -47,15 +47,21 @@ const TX_BASE_GAS = 21_000n;
  */
 export class TicketBrokerChain implements RecipientChain {
   private readonly contracts;
+  private readonly manifest: DeploymentManifest;
+  private readonly recipient: Address | undefined;
   private observedGas: bigint | undefined;
 
   constructor(
-    private readonly manifest: DeploymentManifest,
+    options: {
+      manifest: DeploymentManifest;
+      /** The orchestrator whose redemptions are estimated. */
+      recipient?: Address;
+    },
     private readonly deps: { conn: ChainConnection; logger?: Logger },
-    /** The orchestrator whose redemptions are estimated. */
-    private readonly recipient?: Address,
   ) {
-    this.contracts = streamflowContracts(deps.conn, manifest);
+    this.manifest = options.manifest;
+    this.recipient = options.recipient;
+    this.contracts = streamflowContracts(deps.conn, options.manifest);
   }
 
   async currentRound(): Promise<RoundInfo> {
@@ -141,10 +147,10 @@ export class TicketBrokerRedeemer implements TicketRedeemer {
   private readonly contracts;
 
   constructor(
-    readonly manifest: DeploymentManifest,
+    options: { manifest: DeploymentManifest },
     private readonly deps: { conn: SignerConnection; chain?: TicketBrokerChain; logger?: Logger },
   ) {
-    this.contracts = streamflowContracts(deps.conn, manifest);
+    this.contracts = streamflowContracts(deps.conn, options.manifest);
   }
 
   async redeemBatch(tickets: readonly SignedTicket[], signal?: AbortSignal): Promise<RedeemResult[]> {

@@ -65,9 +65,12 @@ describe('payments on a real chain', () => {
   });
 
   it('redeems winning tickets on chain and credits the fees to the orchestrator', async () => {
-    const chain = new TicketBrokerChain(devnet.manifest, { conn: o }, o.account.address);
+    const chain = new TicketBrokerChain(
+      { manifest: devnet.manifest, recipient: o.account.address },
+      { conn: o },
+    );
     const estimated = await chain.estimateRedeemGas();
-    const redeemer = new TicketBrokerRedeemer(devnet.manifest, { conn: o, chain });
+    const redeemer = new TicketBrokerRedeemer({ manifest: devnet.manifest }, { conn: o, chain });
     const domain = ticketDomain(devnet.manifest);
     const engine = new RecipientEngine(
       // Every ticket wins: the expected value equals the face value.
