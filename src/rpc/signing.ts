@@ -1,0 +1,155 @@
+import { type Address, encodeAbiParameters, type Hex, keccak256, recoverMessageAddress } from 'viem';
+import type { TicketParams } from '../pm/types.js';
+
+/**
+ * What signs: a viem `LocalAccount` (or any wallet) fits. Signatures are EIP-191 personal-sign over a
+ * 32-byte digest, so a hardware or remote signer can produce them without knowing the message layout.
+ */
+export interface DigestSigner {
+  signMessage(args: { message: { raw: Hex } }): Promise<Hex>;
+}
+
+// Each digest starts with its own tag so a signature made for one message can never verify as another.
+const TAG = {
+  challenge: 'streamflow.v1.GetOrchestratorInfoRequest',
+  info: 'streamflow.v1.OrchestratorInfo',
+  receipt: 'streamflow.v1.Receipt',
+} as const;
+
+/** keccak256 of the ABI encoding of every `TicketParams` field, in declaration order. */
+export function ticketParamsHash(p: TicketParams): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'address' },
+        { type: 'address' },
+        { type: 'uint256' },
+        { type: 'uint256' },
+        { type: 'bytes32' },
+        { type: 'bytes32' },
+        { type: 'uint256' },
+        { type: 'bytes32' },
+        { type: 'uint256' },
+        { type: 'uint64' },
+      ],
+      [
+        p.recipient,
+        p.sender,
+        p.faceValue,
+        p.winProb,
+        p.recipientRandHash,
+        p.seed,
+        p.creationRound,
+        p.creationRoundBlockHash,
+        p.expirationRound,
+        BigInt(p.expiresAt),
+      ],
+    ),
+  );
+}
+
+/** What a broadcaster signs in `GetOrchestratorInfoRequest`: bound to one orchestrator and one moment. */
+export interface ChallengeFields {
+  /** 32 random bytes. */
+  challenge: Hex;
+  /** Unix time, milliseconds. */
+  issuedAtMs: bigint;
+  /** The orchestrator asked, so the request cannot be replayed to another one. */
+  orchestrator: Address;
+}
+
+export function challengeDigest(f: ChallengeFields): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [{ type: 'string' }, { type: 'bytes32' }, { type: 'uint64' }, { type: 'address' }],
+      [TAG.challenge, f.challenge, f.issuedAtMs, f.orchestrator],
+    ),
+  );
+}
+
+/** The essential fields of an `OrchestratorInfo` reply: everything a broadcaster acts on but capacity. */
+export interface OrchestratorInfoFields {
+  address: Address;
+  serviceUri: string;
+  /** Wei per output pixel. */
+  pricePerPixel: bigint;
+  ticketParams: TicketParams;
+  services: readonly string[];
+  regions: readonly string[];
+  /** The request's challenge, echoed. */
+  challenge: Hex;
+  /** The requesting broadcaster. */
+  broadcaster: Address;
+}
+
+export function orchestratorInfoDigest(f: OrchestratorInfoFields): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'string' },
+        { type: 'address' },
+        { type: 'string' },
+        { type: 'uint256' },
+        { type: 'bytes32' },
+        { type: 'string[]' },
+        { type: 'string[]' },
+        { type: 'bytes32' },
+        { type: 'address' },
+      ],
+      [
+        TAG.info,
+        f.address,
+        f.serviceUri,
+        f.pricePerPixel,
+        ticketParamsHash(f.ticketParams),
+        f.services,
+        f.regions,
+        f.challenge,
+        f.broadcaster,
+      ],
+    ),
+  );
+}
+
+/** What an orchestrator signs for one transcoded segment. */
+export interface ReceiptFields {
+  streamId: string;
+  seq: bigint;
+  /** keccak256 of the input segment. */
+  inputHash: Hex;
+  /** In the order the profiles were asked; `hash` is keccak256 of the rendition bytes. */
+  renditions: readonly { profile: string; hash: Hex }[];
+}
+
+export function receiptDigest(f: ReceiptFields): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'string' },
+        { type: 'string' },
+        { type: 'uint64' },
+        { type: 'bytes32' },
+        { type: 'string[]' },
+        { type: 'bytes32[]' },
+      ],
+      [
+        TAG.receipt,
+        f.streamId,
+        f.seq,
+        f.inputHash,
+        f.renditions.map((r) => r.profile),
+        f.renditions.map((r) => r.hash),
+      ],
+    ),
+  );
+}
+
+/** EIP-191 signature (65 bytes, r ‖ s ‖ v) over a digest. */
+export function signWireDigest(signer: DigestSigner, digest: Hex): Promise<Hex> {
+  return signer.signMessage({ message: { raw: digest } });
+}
+
+/** The address that made `signature` over `digest`; compare it with the expected on-chain address. */
+export function recoverWireSigner(digest: Hex, signature: Hex | Uint8Array): Promise<Address> {
+  return recoverMessageAddress({ message: { raw: digest }, signature });
+}
