@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: the Solidity suite (forge) then the TypeScript suite (vitest), both streamed as they run, then
+// `npm test`: Biome, then the Solidity suite (forge), then the TypeScript suite (vitest), both streamed as they run, then
 // one closing line totalling both ("N passed, N failed, N skipped") that CI reads. Exits non-zero when
 // either suite fails or runs no test.
 import { spawn } from 'node:child_process';
@@ -21,6 +21,10 @@ function run(cmd, args) {
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let ok = true;
+
+// Lint and format first: it takes a fraction of a second and a failure should not hide behind a green suite.
+const lint = await run(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '.']);
+if (lint.code !== 0) ok = false;
 
 const sol = await run(process.execPath, ['scripts/forge.mjs', 'test']);
 const m = /(\d+) tests passed, (\d+) failed, (\d+) skipped/.exec(sol.out);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { registerMediaCommands } from '../media/cli.js';
 import { StreamflowError } from '../node/errors.js';
+import { registerTranscoderCommand } from '../transcoder/cli.js';
 import { registerChainCommands } from './chain-commands.js';
 
 export function buildProgram(): Command {
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerChainCommands(program);
   registerMediaCommands(program);
+  registerTranscoderCommand(program);
   return program;
 }
 
