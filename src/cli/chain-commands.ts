@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { formatEther } from 'viem';
+import { AnvilError } from '../chain/anvil.js';
 import { accountFromPrivateKey, connectChain, withSigner } from '../chain/client.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import { type DeployParameters, deployStreamflow } from '../chain/deploy.js';
@@ -59,7 +60,17 @@ export function registerChainCommands(program: Command): void {
             parameters: { roundLength: opts.roundLength },
           },
           { logger, signal },
-        );
+        ).catch((err: unknown) => {
+          if (err instanceof AnvilError && /address already in use/i.test(err.message)) {
+            throw new AnvilError(
+              'ANVIL_START_FAILED',
+              `port ${opts.port} on 127.0.0.1 is already in use (another devnet or node?): stop it, or pass --port 0 for a free port`,
+              err.details,
+              { cause: err },
+            );
+          }
+          throw err;
+        });
         const clock = new RoundClock(
           { autoInitialize: true },
           {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -68,6 +69,18 @@ describe('streamflow devnet', () => {
       });
     });
   }
+  it('says which port is taken when the devnet port is in use', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const res = await run(['devnet', '--port', String(port)]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`port ${port} on 127.0.0.1 is already in use`);
+    } finally {
+      server.close();
+    }
+  });
 });
 
 describe('streamflow deploy', () => {

@@ -1,0 +1,169 @@
+import { type Address, type Hex, keccak256, toHex, zeroAddress } from 'viem';
+import type { ChainConnection } from '../chain/client.js';
+import { streamflowContracts } from '../chain/contracts.js';
+import type { DeploymentManifest } from '../chain/manifest.js';
+import { DiscoveryError } from './errors.js';
+import { type DiscoveryOptions, defaultDiscoveryOptions } from './options.js';
+
+/** An orchestrator the broadcaster may negotiate with. */
+export interface OrchestratorCandidate {
+  /** On-chain address; undefined for a static entry until `GetOrchestratorInfo` tells it. */
+  address: Address | undefined;
+  /** Where its RPC server listens (ServiceRegistry `serviceURI`, or the static list entry). */
+  serviceUri: string;
+  /** Total bonded stake, LPT wei; undefined for a static entry (the operator vouches for it instead). */
+  stake: bigint | undefined;
+  /** Service ids (bytes32) it advertises; empty for a static entry. */
+  services: readonly Hex[];
+  /** Region codes (bytes32) it advertises; empty for a static entry. */
+  regions: readonly Hex[];
+  source: 'chain' | 'static';
+}
+
+/** What the broadcaster asks discovery for. */
+export interface DiscoveryRequest {
+  /** Service id, see {@link serviceId}. */
+  service: Hex;
+  /** Region code, see {@link regionCode}; unset: any region. */
+  region?: Hex | undefined;
+  /** Least total stake, LPT wei. */
+  minStake: bigint;
+}
+
+export interface DiscoveryDeps {
+  conn: ChainConnection;
+  manifest: DeploymentManifest;
+  signal?: AbortSignal | undefined;
+}
+
+/** Service id as the ServiceRegistry stores it: keccak256 of the UTF-8 name, e.g. `transcode/h264`. */
+export function serviceId(name: string): Hex {
+  return keccak256(toHex(name));
+}
+
+/**
+ * Region code as the ServiceRegistry stores it: the UTF-8 name right-padded with zeros to 32 bytes.
+ * @throws DiscoveryError `NameTooLong` when the name is longer than 32 bytes.
+ */
+export function regionCode(name: string): Hex {
+  const bytes = new TextEncoder().encode(name);
+  if (bytes.length > 32) {
+    throw new DiscoveryError(
+      'NameTooLong',
+      `Region name "${name}" is ${bytes.length} bytes; the ServiceRegistry stores at most 32. Use a shorter name.`,
+      { name, bytes: bytes.length },
+    );
+  }
+  return toHex(bytes, { size: 32 });
+}
+
+/**
+ * Candidates from a static `--orchestrators` list, for networks without (or instead of) on-chain discovery.
+ * No chain data: address, stake, services and regions are unknown until negotiation.
+ * @throws DiscoveryError `InvalidOrchestratorUrl` for an entry that is not an http(s) URL.
+ */
+export function staticOrchestrators(urls: readonly string[]): OrchestratorCandidate[] {
+  const seen = new Set<string>();
+  const out: OrchestratorCandidate[] = [];
+  for (const raw of urls) {
+    const trimmed = raw.trim();
+    let url: URL;
+    try {
+      url = new URL(trimmed);
+    } catch (cause) {
+      throw invalidUrl(trimmed, cause);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidUrl(trimmed);
+    const serviceUri = url.toString();
+    if (seen.has(serviceUri)) continue;
+    seen.add(serviceUri);
+    out.push({ address: undefined, serviceUri, stake: undefined, services: [], regions: [], source: 'static' });
+  }
+  return out;
+}
+
+function invalidUrl(entry: string, cause?: unknown): DiscoveryError {
+  return new DiscoveryError(
+    'InvalidOrchestratorUrl',
+    `Orchestrator "${entry}" is not an http(s) URL. Give each as https://host:port.`,
+    { entry },
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * Reads the orchestrator pool and the ServiceRegistry and returns the orchestrators that are in the active
+ * set, offer `request.service`, serve `request.region` (when given) and have at least `request.minStake`,
+ * in pool order (descending stake). Reads run `options.concurrency` at a time.
+ */
+export async function discoverOrchestrators(
+  request: DiscoveryRequest,
+  deps: DiscoveryDeps,
+  options: Partial<DiscoveryOptions> = {},
+): Promise<OrchestratorCandidate[]> {
+  const opts = { ...defaultDiscoveryOptions, ...options };
+  const { signal } = deps;
+  const c = streamflowContracts(deps.conn, deps.manifest);
+  const bm = c.bondingManager.read;
+  const sr = c.serviceRegistry.read;
+
+  // The pool is a linked list: each step depends on the previous, so the walk itself is sequential. The
+  // size read bounds it, so a list that changes under us cannot loop forever.
+  const size = await bm.getOrchestratorPoolSize();
+  const pool: Address[] = [];
+  let next = await bm.getFirstOrchestratorInPool();
+  while (next !== zeroAddress && BigInt(pool.length) < size) {
+    signal?.throwIfAborted();
+    pool.push(next);
+    next = await bm.getNextOrchestratorInPool([next]);
+  }
+
+  const found = await mapLimit(pool, opts.concurrency, signal, async (address) => {
+    // Cheap checks first: most of a large pool fails the stake floor or the service before the arrays are read.
+    const [active, stake, offers, serves] = await Promise.all([
+      bm.isActiveOrchestrator([address]),
+      bm.orchestratorTotalStake([address]),
+      sr.offersService([address, request.service]),
+      request.region === undefined ? true : sr.servesRegion([address, request.region]),
+    ]);
+    if (!active || stake < request.minStake || !offers || !serves) return undefined;
+    const [serviceUri, services, regions] = await Promise.all([
+      sr.getServiceURI([address]),
+      sr.getServices([address]),
+      sr.getRegions([address]),
+    ]);
+    // An orchestrator without a URI cannot be reached, whatever it advertises.
+    if (serviceUri === '') return undefined;
+    const candidate: OrchestratorCandidate = {
+      address,
+      serviceUri,
+      stake,
+      services: services.map((s) => s.id),
+      regions: [...regions],
+      source: 'chain',
+    };
+    return candidate;
+  });
+  return found.filter((x): x is OrchestratorCandidate => x !== undefined);
+}
+
+/** Maps `items` with at most `limit` calls in flight, keeping order; stops starting new calls once aborted. */
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let index = 0;
+  const worker = async () => {
+    while (index < items.length) {
+      signal?.throwIfAborted();
+      const i = index++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  signal?.throwIfAborted();
+  return out;
+}
