@@ -2,6 +2,7 @@ import { type Address, type Hex, keccak256, toHex, zeroAddress } from 'viem';
 import type { ChainConnection } from '../chain/client.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import type { DeploymentManifest } from '../chain/manifest.js';
+import { redactUrl } from '../node/errors.js';
 import { DiscoveryError } from './errors.js';
 import { type DiscoveryOptions, defaultDiscoveryOptions } from './options.js';
 
@@ -77,12 +78,20 @@ export function staticOrchestrators(urls: readonly string[]): OrchestratorCandid
     const serviceUri = url.toString();
     if (seen.has(serviceUri)) continue;
     seen.add(serviceUri);
-    out.push({ address: undefined, serviceUri, stake: undefined, services: [], regions: [], source: 'static' });
+    out.push({
+      address: undefined,
+      serviceUri,
+      stake: undefined,
+      services: [],
+      regions: [],
+      source: 'static',
+    });
   }
   return out;
 }
 
-function invalidUrl(entry: string, cause?: unknown): DiscoveryError {
+function invalidUrl(raw: string, cause?: unknown): DiscoveryError {
+  const entry = redactUrl(raw);
   return new DiscoveryError(
     'InvalidOrchestratorUrl',
     `Orchestrator "${entry}" is not an http(s) URL. Give each as https://host:port.`,
@@ -103,6 +112,7 @@ export async function discoverOrchestrators(
 ): Promise<OrchestratorCandidate[]> {
   const opts = { ...defaultDiscoveryOptions, ...options };
   const { signal } = deps;
+  signal?.throwIfAborted();
   const c = streamflowContracts(deps.conn, deps.manifest);
   const bm = c.bondingManager.read;
   const sr = c.serviceRegistry.read;
