@@ -261,7 +261,12 @@ export function segmentFacts(analysis: TsAnalysis): SegmentFacts {
   };
 }
 
-function renditionFacts(profile: Profile, bytes: Buffer, stderrTail: string): Rendition {
+/**
+ * A rendition's facts read from its own bytes (frames, size, fps, Σ pixels, codecs), or undefined when the bytes
+ * hold no decodable video. Shared by local and remote transcoding: figures a broadcaster pays for come from
+ * the output itself, never from whoever produced it.
+ */
+export function readRendition(profile: Profile, bytes: Buffer): Rendition | undefined {
   let analysis: TsAnalysis | undefined;
   try {
     analysis = bytes.length > 0 ? analyzeTs(bytes) : undefined;
@@ -269,17 +274,7 @@ function renditionFacts(profile: Profile, bytes: Buffer, stderrTail: string): Re
     analysis = undefined;
   }
   const v = analysis?.video;
-  if (!v || v.frames === 0 || v.width === undefined || v.height === undefined) {
-    throw new SegmentFormatError(
-      'Undecodable',
-      `rendition ${profile.name} came out empty: ${lastLines(stderrTail, 2)}`,
-      {
-        profile: profile.name,
-        bytes: bytes.length,
-        stderrTail,
-      },
-    );
-  }
+  if (!v || v.frames === 0 || v.width === undefined || v.height === undefined) return undefined;
   const hasAudio = analysis?.audio !== undefined;
   return {
     profile,
@@ -294,6 +289,22 @@ function renditionFacts(profile: Profile, bytes: Buffer, stderrTail: string): Re
     codecs: hasAudio ? `${v.codecString},${AAC_LC_CODEC}` : (v.codecString ?? 'avc1.640028'),
     hasAudio,
   };
+}
+
+function renditionFacts(profile: Profile, bytes: Buffer, stderrTail: string): Rendition {
+  const rendition = readRendition(profile, bytes);
+  if (!rendition) {
+    throw new SegmentFormatError(
+      'Undecodable',
+      `rendition ${profile.name} came out empty: ${lastLines(stderrTail, 2)}`,
+      {
+        profile: profile.name,
+        bytes: bytes.length,
+        stderrTail,
+      },
+    );
+  }
+  return rendition;
 }
 
 export interface TranscodeArgsOptions extends Pick<TranscodeOptions, 'preset' | 'threads' | 'audioBitrate'> {

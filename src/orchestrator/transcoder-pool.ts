@@ -3,13 +3,12 @@ import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { SegmentFormatError } from '../media/errors.js';
 import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
-import { analyzeTs, type TsAnalysis } from '../media/mpegts.js';
 import { defaultSegmentLimits } from '../media/options.js';
 import type { Profile } from '../media/profiles.js';
 import {
-  AAC_LC_CODEC,
   LocalTranscoder,
   type Rendition,
+  readRendition,
   type SegmentFacts,
   type SegmentTranscoder,
   segmentFacts,
@@ -484,35 +483,16 @@ export class TranscoderPool implements SegmentTranscoder {
 function remoteRenditions(profiles: readonly Profile[], wire: readonly RenditionMessage[]): Rendition[] {
   return profiles.map((profile) => {
     const message = wire.find((r) => r.profile === profile.name);
-    let analysis: TsAnalysis | undefined;
-    try {
-      analysis = message && message.data.length > 0 ? analyzeTs(message.data) : undefined;
-    } catch {
-      analysis = undefined;
-    }
-    const v = analysis?.video;
-    if (!v || v.frames === 0 || v.width === undefined || v.height === undefined) {
+    const data = message?.data ?? new Uint8Array(0);
+    const rendition = readRendition(profile, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    if (!rendition) {
       throw new PoolError(
         'TranscodeFailed',
         `rendition ${profile.name} from the transcoder is ${message ? 'not decodable video' : 'missing'}`,
         { reason: 'BadRendition', profile: profile.name },
       );
     }
-    const hasAudio = analysis?.audio !== undefined;
-    const data = message?.data ?? new Uint8Array(0);
-    return {
-      profile,
-      bytes: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-      width: v.width,
-      height: v.height,
-      fps: Math.round(v.fps * 1000) / 1000,
-      frames: v.frames,
-      duration: v.duration,
-      pixels: v.pixels ?? v.frames * v.width * v.height,
-      startPts: v.startPts,
-      codecs: hasAudio ? `${v.codecString},${AAC_LC_CODEC}` : (v.codecString ?? 'avc1.640028'),
-      hasAudio,
-    };
+    return rendition;
   });
 }
 

@@ -1,27 +1,16 @@
 import { create } from '@bufbuild/protobuf';
 import { Code, ConnectError } from '@connectrpc/connect';
 import { StreamflowError } from '../node/errors.js';
-import type { PaymentErrorCode } from '../pm/errors.js';
+import { PAYMENT_ERROR_CODES } from '../pm/errors.js';
 import { type WireError as WireErrorMessage, WireErrorSchema } from './gen/streamflow/v1/common_pb.js';
 
 /**
- * Codes that cross the wire. The pm codes are spelled as in src/pm/errors.ts; the rest are the job
- * negotiation's own. Codes of the last group are made on the receiving side from a transport failure that
- * carried no code of ours.
+ * Codes that cross the wire: the pm codes of src/pm/errors.ts, then the job negotiation's own. Codes of the
+ * last group are made on the receiving side from a transport failure that carried no code of ours.
  */
 export const WIRE_ERROR_CODES = [
-  // pm (src/pm/errors.ts)
-  'InvalidPayment',
-  'InvalidSignature',
-  'InvalidRecipient',
-  'InvalidRecipientRandHash',
-  'InvalidSenderNonce',
-  'NonceAlreadySeen',
-  'TicketParamsExpired',
-  'InvalidTicketExpiry',
-  'SenderUnlocking',
-  'LowPMBalance',
-  'TooManyErrors',
+  // pm refusals keep their code on the wire
+  ...PAYMENT_ERROR_CODES,
   // job negotiation
   'SegmentFormatDidntMatchJobInputParams',
   'OrchestratorBusy',
@@ -41,11 +30,6 @@ export const WIRE_ERROR_CODES = [
 ] as const;
 
 export type WireErrorCode = (typeof WIRE_ERROR_CODES)[number];
-
-// Fails to compile when src/pm grows a code this list lacks: a pm refusal must keep its code on the wire.
-type MissingPaymentCodes = Exclude<PaymentErrorCode, WireErrorCode>;
-const paymentCodesCovered: [MissingPaymentCodes] extends [never] ? true : MissingPaymentCodes = true;
-void paymentCodesCovered;
 
 /** Whether a code received over the wire is one this build knows. */
 export function isWireErrorCode(code: string): code is WireErrorCode {
