@@ -8,3 +8,13 @@ import { StreamflowError } from '../node/errors.js';
 export type DiscoveryErrorCode = 'NameTooLong' | 'InvalidOrchestratorUrl';
 
 export class DiscoveryError extends StreamflowError<DiscoveryErrorCode, Record<string, unknown>> {}
+
+/**
+ * Why the broadcaster could not do a job. Local codes:
+ * - `NoOrchestrator`: every orchestrator was tried for a segment (or none is known); the segment goes out as
+ *   the source only.
+ * - `StreamExists`: a publish used a stream key that is already live.
+ */
+export type BroadcasterErrorCode = 'NoOrchestrator' | 'StreamExists';
+
+export class BroadcasterError extends StreamflowError<BroadcasterErrorCode, Record<string, unknown>> {}

@@ -147,3 +147,35 @@ export class RoundClock extends EventEmitter<{
     }
   }
 }
+
+/**
+ * Runs a staking write, initialising the round and trying once more when it reverted because a new round
+ * began uninitialised in between (on a devnet, every transaction mines a block, so a set-up sequence can cross
+ * a round boundary at any step).
+ */
+export async function withInitializedRound<T>(
+  conn: SignerConnection,
+  contracts: Pick<StreamflowContracts, 'roundsManager'>,
+  write: () => Promise<T>,
+): Promise<T> {
+  const clock = new RoundClock({}, { conn, contracts });
+  const before = await clock.read();
+  if (!before.initialized) await clock.initializeIfDue(before);
+  try {
+    return await write();
+  } catch (err) {
+    if (revertErrorName(err) !== 'CurrentRoundNotInitialized') throw err;
+    // Gas is estimated against the pending block: the revert can come from a round the latest block has not
+    // reached yet. Wait for it to start, initialise it, then write again.
+    for (let i = 0; i < 40; i++) {
+      const s = await clock.read();
+      if (!s.initialized) {
+        await clock.initializeIfDue(s);
+        break;
+      }
+      if (s.round > before.round) break;
+      await sleep(250);
+    }
+    return write();
+  }
+}

@@ -3,6 +3,7 @@ import { registerMediaCommands } from '../media/cli.js';
 import { StreamflowError } from '../node/errors.js';
 import { registerTranscoderCommand } from '../transcoder/cli.js';
 import { registerChainCommands } from './chain-commands.js';
+import { registerDemoCommand, registerNodeCommands } from './node-commands.js';
 
 export function buildProgram(): Command {
   const program = new Command('streamflow')
@@ -12,6 +13,8 @@ export function buildProgram(): Command {
   registerChainCommands(program);
   registerMediaCommands(program);
   registerTranscoderCommand(program);
+  registerNodeCommands(program);
+  registerDemoCommand(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { type Address, bytesToHex, getAddress, type Hex, hexToBytes, isHex } from 'viem';
 import type { Profile } from '../media/profiles.js';
+import type { Rendition as MediaRendition } from '../media/transcode.js';
 import type { Payment, PaymentTicket, TicketParams } from '../pm/types.js';
 import { WireError } from './errors.js';
 import {
@@ -11,6 +12,8 @@ import {
   PaymentTicketSchema,
   type Profile as ProfileMessage,
   ProfileSchema,
+  type Rendition as RenditionMessage,
+  RenditionSchema,
   type TicketParams as TicketParamsMessage,
   TicketParamsSchema,
 } from './gen/streamflow/v1/common_pb.js';
@@ -197,4 +200,14 @@ export function profileFromProto(m: ProfileMessage): Profile {
       break;
   }
   return profile;
+}
+
+/** A rendition as it travels (orchestrator → broadcaster, transcoder → orchestrator). The receiver re-reads
+ * the facts from the bytes; the ones sent are advisory. */
+export function renditionToProto(r: MediaRendition): RenditionMessage {
+  return create(RenditionSchema, {
+    profile: r.profile.name,
+    data: r.bytes,
+    facts: { width: r.width, height: r.height, fps: r.fps, frames: r.frames, pixels: BigInt(r.pixels) },
+  });
 }

@@ -6,6 +6,12 @@ import { type Logger, silentLogger } from '../node/logger.js';
 import { toConnectError, WireError } from './errors.js';
 import { defaultServerOptions, type RpcServerOptions } from './options.js';
 
+/**
+ * Request header a handler reads the caller's transport address from (`ip:port`). Set by the server from the
+ * socket, overwriting whatever a client sent, so a payment's error budget can be scoped to where it came from.
+ */
+export const PEER_HEADER = 'x-streamflow-peer';
+
 /** A listening RPC server. */
 export interface RpcServer {
   /** Base URL clients pass to `createRpcTransport`, e.g. `http://127.0.0.1:41234`. */
@@ -68,13 +74,18 @@ export async function createRpcServer(
     }
   };
 
-  const handler = connectNodeAdapter({
+  const adapter = connectNodeAdapter({
     routes,
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     interceptors: [wireErrors],
     shutdownSignal: shutdown.signal,
   });
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    const socket = req.stream?.session?.socket;
+    req.headers[PEER_HEADER] = socket ? `${socket.remoteAddress}:${socket.remotePort}` : 'unknown';
+    adapter(req, res);
+  };
   // Node's default (10 MB of buffered frames per session) would reset a session mid-way through one large
   // segment; allow a few maximal messages in flight.
   const maxSessionMemory = Math.max(10, Math.ceil((4 * maxMessageBytes) / (1024 * 1024)));

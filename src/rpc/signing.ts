@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Address, encodeAbiParameters, type Hex, keccak256, recoverMessageAddress } from 'viem';
 import type { TicketParams } from '../pm/types.js';
 
@@ -152,4 +153,12 @@ export function signWireDigest(signer: DigestSigner, digest: Hex): Promise<Hex> 
 /** The address that made `signature` over `digest`; compare it with the expected on-chain address. */
 export function recoverWireSigner(digest: Hex, signature: Hex | Uint8Array): Promise<Address> {
   return recoverMessageAddress({ message: { raw: digest }, signature });
+}
+
+/**
+ * Hash of segment and rendition bytes in receipts: SHA-256 (native, ~1 ms per MB, where keccak256 in JS takes
+ * ~10). The EVM has it as a precompile, so a receipt stays checkable on chain.
+ */
+export function contentHash(bytes: Uint8Array): Hex {
+  return `0x${createHash('sha256').update(bytes).digest('hex')}`;
 }

@@ -1,4 +1,3 @@
-import { create } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
 import { validateProfiles } from '../media/profiles.js';
@@ -6,9 +5,8 @@ import { LocalTranscoder, type SegmentTranscoder, type TranscodeResult } from '.
 import { sleep } from '../node/abort.js';
 import { redactUrl, StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
-import { profileFromProto } from '../rpc/convert.js';
+import { profileFromProto, renditionToProto } from '../rpc/convert.js';
 import { fromConnectError, toWireErrorMessage, WireError } from '../rpc/errors.js';
-import { RenditionSchema } from '../rpc/gen/streamflow/v1/common_pb.js';
 import { Transcoder, type WorkItem } from '../rpc/gen/streamflow/v1/transcoder_pb.js';
 import { createRpcTransport } from '../rpc/transport.js';
 import { defaultRemoteTranscoderOptions, type RemoteTranscoderOptions } from './options.js';
@@ -202,19 +200,7 @@ export class RemoteTranscoder {
             ? {
                 case: 'ok',
                 value: {
-                  renditions: result.renditions.map((r) =>
-                    create(RenditionSchema, {
-                      profile: r.profile.name,
-                      data: r.bytes,
-                      facts: {
-                        width: r.width,
-                        height: r.height,
-                        fps: r.fps,
-                        frames: r.frames,
-                        pixels: BigInt(r.pixels),
-                      },
-                    }),
-                  ),
+                  renditions: result.renditions.map(renditionToProto),
                 },
               }
             : { case: 'error', value: toWireErrorMessage(failure ?? asWireError(undefined)) },

@@ -1,0 +1,367 @@
+import type { Address, Hex } from 'viem';
+import type { Profile } from '../media/profiles.js';
+import type { Rendition } from '../media/transcode.js';
+import { sleep } from '../node/abort.js';
+import { StreamflowError } from '../node/errors.js';
+import { type Logger, silentLogger } from '../node/logger.js';
+import { feeFor } from '../pm/ledger.js';
+import { mulRatio } from '../pm/options.js';
+import type { Sender } from '../pm/sender.js';
+import type { TicketParams } from '../pm/types.js';
+import { WireError } from '../rpc/errors.js';
+import { expectedPixels, perPixel, renditionsFee } from '../rpc/pricing.js';
+import type { DigestSigner } from '../rpc/signing.js';
+import { OrchestratorClient, type OrchestratorOffer, TranscodeRefused } from './client.js';
+import type { OrchestratorCandidate } from './discovery.js';
+import { BroadcasterError } from './errors.js';
+import type { SelectionOptions } from './options.js';
+import { type SelectionCandidate, Selector } from './selection.js';
+
+/** Options of {@link JobManager}. */
+export interface JobManagerOptions {
+  /** Service asked for. @default 'transcode/h264' */
+  service: string;
+  /** Region asked for; empty: any. */
+  region: string;
+  /** Orchestrators sent each segment at once; the first valid result wins. @default 1 */
+  redundancy: number;
+  /** A transcode call taking longer fails over to the next orchestrator, ms. @default 10_000 */
+  segmentTimeoutMs: number;
+  /** GetOrchestratorInfo timeout, ms. @default 2_000 */
+  infoTimeoutMs: number;
+  /** Background re-discovery and re-negotiation period, ms. @default 30_000 */
+  refreshMs: number;
+  /**
+   * Tickets are signed for this multiple of the expected fee: headroom for the orchestrator's own estimate.
+   * Not an overpayment: the sender's session credit carries the difference to the next segment. @default 1.1
+   */
+  payMargin: number;
+  /** Pause before asking orchestrators that were all busy again, ms. @default 150 */
+  busyRetryMs: number;
+  selection: Partial<SelectionOptions>;
+}
+
+export const defaultJobManagerOptions: Readonly<JobManagerOptions> = Object.freeze({
+  service: 'transcode/h264',
+  region: '',
+  redundancy: 1,
+  segmentTimeoutMs: 10_000,
+  infoTimeoutMs: 2_000,
+  refreshMs: 30_000,
+  payMargin: 1.1,
+  busyRetryMs: 150,
+  selection: {},
+});
+
+export interface JobManagerDeps {
+  sender: Sender;
+  signer: DigestSigner & { address: Address };
+  /** Where orchestrators come from: chain discovery or a static list. */
+  discover: (signal?: AbortSignal) => Promise<OrchestratorCandidate[]>;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** One segment to transcode. */
+export interface SegmentTask {
+  streamId: string;
+  seq: number;
+  /** Seconds. */
+  duration: number;
+  bytes: Uint8Array;
+  profiles: readonly Profile[];
+}
+
+export interface SegmentOutcome {
+  renditions: Rendition[];
+  orchestrator: Address;
+  /** Orchestrators tried (1 when the first answered). */
+  attempts: number;
+  /** Fee of the renditions at the orchestrator's price, wei. */
+  fee: bigint;
+  latencyMs: number;
+  receipt: { inputHash: Hex; signature: Hex };
+}
+
+interface Offer extends SelectionCandidate {
+  address: Address;
+  client: OrchestratorClient;
+  info: OrchestratorOffer;
+  params: TicketParams;
+  price: bigint;
+}
+
+/** Refusals that fresh params (which come with them) cure: the same orchestrator is asked once more. */
+const CURED_BY_NEW_PARAMS = new Set([
+  'TicketParamsExpired',
+  'InvalidRecipientRandHash',
+  'InvalidTicketExpiry',
+  'InsufficientCredit',
+  'NonceAlreadySeen',
+]);
+
+/**
+ * The broadcaster's job negotiation: discovers orchestrators, negotiates with all of them at once (price,
+ * ticket params, latency), keeps the offers fresh in the background, and for each segment pays with tickets,
+ * sends, verifies, and on any error or timeout moves the same segment to the next orchestrator at once.
+ */
+export class JobManager {
+  readonly options: JobManagerOptions;
+  readonly selector: Selector;
+  private readonly deps: JobManagerDeps;
+  private readonly log: Logger;
+  private readonly clients = new Map<string, OrchestratorClient>();
+  private readonly offers = new Map<string, Offer>();
+  private readonly candidates = new Map<string, OrchestratorCandidate>();
+  private controller: AbortController | undefined;
+  private loop: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  readonly stats = { segments: 0, failovers: 0, ticketsSent: 0, feesWei: 0n, failedSegments: 0 };
+
+  constructor(options: Partial<JobManagerOptions>, deps: JobManagerDeps) {
+    this.options = { ...defaultJobManagerOptions, ...stripUndefined(options) };
+    if (this.options.redundancy < 1) throw new RangeError('redundancy must be ≥ 1');
+    this.deps = deps;
+    this.log = (deps.logger ?? silentLogger).child({ module: 'broadcaster-jobs' });
+    this.selector = new Selector(this.options.selection, deps.now ? { now: deps.now } : {});
+  }
+
+  /** Negotiates once (so a stream starts at once), then keeps refreshing in the background. Idempotent. */
+  async start(signal?: AbortSignal): Promise<void> {
+    if (this.controller) return;
+    const controller = new AbortController();
+    this.controller = controller;
+    await this.refresh(signal);
+    this.loop = (async () => {
+      while (!controller.signal.aborted) {
+        await sleep(this.options.refreshMs, controller.signal).catch(() => undefined);
+        if (controller.signal.aborted) break;
+        await this.refresh(controller.signal).catch((err) => this.log.warn({ err }, 'refresh failed'));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.controller?.abort();
+    await this.loop;
+    await this.refreshing?.catch(() => undefined);
+    for (const c of this.clients.values()) c.close();
+    this.clients.clear();
+    this.offers.clear();
+  }
+
+  /** Current offers, best first. */
+  ranked(): { address: Address; serviceUri: string; pricePerPixel: bigint; score: number }[] {
+    return this.selector.select([...this.offers.values()]).ranked.map((r) => ({
+      address: r.candidate.info.address,
+      serviceUri: r.candidate.info.serviceUri,
+      pricePerPixel: r.candidate.price,
+      score: r.score,
+    }));
+  }
+
+  /** Discovers and negotiates with every candidate at once; one refresh at a time. */
+  refresh(signal?: AbortSignal): Promise<void> {
+    this.refreshing ??= this.doRefresh(signal).finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async doRefresh(signal?: AbortSignal): Promise<void> {
+    const found = await this.deps.discover(signal);
+    this.candidates.clear();
+    for (const c of found) this.candidates.set(c.serviceUri, c);
+    for (const [uri, client] of this.clients) {
+      if (!this.candidates.has(uri)) {
+        client.close();
+        this.clients.delete(uri);
+      }
+    }
+    await Promise.all(found.map((c) => this.negotiate(c, signal)));
+    this.log.debug({ candidates: found.length, offers: this.offers.size }, 'orchestrators negotiated');
+  }
+
+  private async negotiate(c: OrchestratorCandidate, signal?: AbortSignal): Promise<Offer | undefined> {
+    let client = this.clients.get(c.serviceUri);
+    if (!client) {
+      client = new OrchestratorClient(c.serviceUri, c.address, { signer: this.deps.signer });
+      this.clients.set(c.serviceUri, client);
+    }
+    try {
+      const info = await client.getInfo(
+        { service: this.options.service, region: this.options.region },
+        { timeoutMs: this.options.infoTimeoutMs, ...(signal ? { signal } : {}) },
+      );
+      this.deps.sender.checkParams(info.params, { recipient: info.address });
+      const offer: Offer = {
+        address: info.address,
+        stake: c.stake,
+        pricePerPixel: Number(info.pricePerPixel),
+        client,
+        info,
+        params: info.params,
+        price: info.pricePerPixel,
+      };
+      this.offers.set(info.address.toLowerCase(), offer);
+      this.selector.recordLatency(info.address, info.latencyMs);
+      return offer;
+    } catch (err) {
+      const key = (client.address ?? c.address)?.toLowerCase();
+      if (key) {
+        this.offers.delete(key);
+        this.selector.recordFailure(key);
+      }
+      this.log.info(
+        { serviceUri: c.serviceUri, code: (err as StreamflowError).code, err: (err as Error).message },
+        'negotiation failed',
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * Transcodes one segment: the best `redundancy` orchestrators at once, then, on an error or timeout, the
+   * next ones until a valid result comes back or every orchestrator was tried.
+   * @throws BroadcasterError `NoOrchestrator` when none could transcode it
+   */
+  async transcode(task: SegmentTask, signal?: AbortSignal): Promise<SegmentOutcome> {
+    const tried = new Set<string>();
+    /** Orchestrators that answered `OrchestratorBusy`: healthy, asked again after a pause. */
+    const busy = new Set<string>();
+    const deadline = performance.now() + this.options.segmentTimeoutMs;
+    let lastError: unknown;
+    let refreshed = false;
+    for (;;) {
+      signal?.throwIfAborted();
+      const pool = [...this.offers.values()].filter((o) => !tried.has(o.address.toLowerCase()));
+      const picks = this.selector.select(pool, this.options.redundancy).warm;
+      if (picks.length === 0 && busy.size > 0 && performance.now() < deadline) {
+        await sleep(this.options.busyRetryMs, signal);
+        for (const b of busy) tried.delete(b);
+        busy.clear();
+        continue;
+      }
+      if (picks.length === 0) {
+        // Everything known failed or is suspended: one fresh negotiation may find orchestrators back up.
+        if (!refreshed) {
+          refreshed = true;
+          await this.refresh(signal).catch(() => undefined);
+          continue;
+        }
+        this.stats.failedSegments++;
+        throw new BroadcasterError(
+          'NoOrchestrator',
+          `no orchestrator could transcode segment ${task.seq} of ${task.streamId} (${tried.size} tried): ${(lastError as Error)?.message ?? 'none available'}`,
+          { seq: task.seq, tried: tried.size },
+          { cause: lastError },
+        );
+      }
+      for (const p of picks) tried.add(p.address.toLowerCase());
+      try {
+        const outcome = await Promise.any(picks.map((p) => this.attempt(p, task, signal)));
+        outcome.attempts = tried.size;
+        if (tried.size > picks.length) this.stats.failovers++;
+        this.stats.segments++;
+        return outcome;
+      } catch (err) {
+        const errors = err instanceof AggregateError ? err.errors : [err];
+        for (const [i, e] of errors.entries()) {
+          const p = picks[i];
+          if (p && e instanceof StreamflowError && e.code === 'OrchestratorBusy')
+            busy.add(p.address.toLowerCase());
+        }
+        lastError = errors[errors.length - 1];
+        signal?.throwIfAborted();
+      }
+    }
+  }
+
+  private async attempt(o: Offer, task: SegmentTask, signal?: AbortSignal): Promise<SegmentOutcome> {
+    const session = `${o.address.toLowerCase()}/${task.streamId}`;
+    const { sender } = this.deps;
+    for (let round = 0; ; round++) {
+      const expected = feeFor(expectedPixels(task.profiles, task.duration), perPixel(o.price));
+      const asked = mulRatio(expected, this.options.payMargin);
+      let payment: ReturnType<Sender['createPayment']>;
+      try {
+        payment = sender.createPayment(o.params, asked, { recipient: o.address, session });
+      } catch (err) {
+        // Params we will not sign against (expiring, face value above our deposit share ...): renegotiate.
+        if (round > 0) throw err;
+        const fresh = await this.negotiate(this.candidateFor(o), signal);
+        if (!fresh) throw err;
+        o = fresh;
+        continue;
+      }
+      this.stats.ticketsSent += payment.tickets.length;
+      try {
+        const res = await o.client.transcode(
+          {
+            streamId: task.streamId,
+            seq: task.seq,
+            durationMs: task.duration * 1000,
+            profiles: task.profiles,
+            segment: task.bytes,
+            payment,
+          },
+          { timeoutMs: this.options.segmentTimeoutMs, ...(signal ? { signal } : {}) },
+        );
+        if (res.params) o.params = res.params;
+        const fee = renditionsFee(res.renditions, o.price);
+        // The orchestrator debited the fee of what it returned, not our estimate: mirror that in our credit.
+        sender.resetSession(session, sender.sessionCredit(session) + asked - fee);
+        this.stats.feesWei += fee;
+        this.selector.recordSuccess(o.address, res.latencyMs);
+        return {
+          renditions: res.renditions,
+          orchestrator: o.address,
+          attempts: 1,
+          fee,
+          latencyMs: res.latencyMs,
+          receipt: res.receipt,
+        };
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        const code = err instanceof StreamflowError ? err.code : 'Internal';
+        if (err instanceof TranscodeRefused && err.params) o.params = err.params;
+        // Tickets of a refused payment may or may not have been credited; start the session's count afresh
+        // rather than assume a surplus the orchestrator does not hold.
+        sender.resetSession(session);
+        if (err instanceof TranscodeRefused && err.params && CURED_BY_NEW_PARAMS.has(code) && round === 0) {
+          continue;
+        }
+        // Busy is not a fault: the orchestrator is asked again once the others were tried.
+        if (code !== 'OrchestratorBusy') this.selector.recordFailure(o.address);
+        if (code === 'Unavailable' || code === 'ShuttingDown') {
+          // A node that is gone stays out until a refresh finds it again.
+          this.offers.delete(o.address.toLowerCase());
+        }
+        this.log[code === 'OrchestratorBusy' ? 'debug' : 'warn'](
+          { orchestrator: o.address, seq: task.seq, code, err: (err as Error).message },
+          'segment failed on an orchestrator; trying the next',
+        );
+        throw err instanceof WireError || err instanceof StreamflowError
+          ? err
+          : new WireError('Internal', String(err));
+      }
+    }
+  }
+
+  private candidateFor(o: Offer): OrchestratorCandidate {
+    return (
+      this.candidates.get(o.client.serviceUri) ?? {
+        address: o.address,
+        serviceUri: o.client.serviceUri,
+        stake: o.stake,
+        services: [],
+        regions: [],
+        source: 'static',
+      }
+    );
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

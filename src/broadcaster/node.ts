@@ -1,0 +1,340 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { type Address, type Hex, hexToBytes } from 'viem';
+import type { SignerConnection } from '../chain/client.js';
+import type { DeploymentManifest } from '../chain/manifest.js';
+import { ticketDomain } from '../chain/ticket-broker.js';
+import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
+import { createHlsHandler } from '../media/hls.js';
+import { createHttpPushHandler } from '../media/http-push.js';
+import type { Profile } from '../media/profiles.js';
+import { type RtmpPublish, RtmpServer, segmentRtmpPublish } from '../media/rtmp.js';
+import { segmentSource } from '../media/segmenter.js';
+import { type Logger, silentLogger } from '../node/logger.js';
+import { createPMMetrics } from '../pm/metrics.js';
+import type { SenderOptions } from '../pm/options.js';
+import { Sender } from '../pm/sender.js';
+import type { DigestSigner } from '../rpc/signing.js';
+import { discoverOrchestrators, regionCode, serviceId, staticOrchestrators } from './discovery.js';
+import { BroadcasterError } from './errors.js';
+import { BrokerFunds, ensureFunded } from './funds.js';
+import { JobManager, type JobManagerOptions } from './jobs.js';
+import { BroadcastStream, type StreamStats } from './stream.js';
+
+export interface BroadcasterNodeOptions {
+  /** Interface for HTTP (HLS, push, status) and RTMP. @default '127.0.0.1' */
+  host?: string;
+  /** HTTP port: HLS at `/hls/<stream>/index.m3u8`, push at `PUT /live/<stream>/<seq>.ts`. 0: a free one. @default 0 */
+  httpPort?: number;
+  /** RTMP ingest port (`rtmp://host:port/live/<stream>`); 0: a free one; `false`: no RTMP. @default 0 */
+  rtmpPort?: number | false;
+  /** Renditions made of every stream. */
+  profiles: readonly Profile[];
+  /** Static orchestrator URLs; when given, the chain is not searched. */
+  orchestrators?: readonly string[];
+  /** Least total stake an orchestrator found on chain needs, LPT wei. @default 0 */
+  minStake?: bigint;
+  /** Tops up the TicketBroker deposit to this at start, wei. */
+  deposit?: bigint;
+  /** Tops up the TicketBroker reserve to this at start, wei. */
+  reserve?: bigint;
+  jobs?: Partial<JobManagerOptions>;
+  sender?: Partial<SenderOptions>;
+  /** Segment length, seconds. @default 2 */
+  segmentDuration?: number;
+  /** Segments of one stream transcoded at once. @default 2 */
+  concurrency?: number;
+  /** Live playlist window, segments. @default 6 */
+  hlsWindow?: number;
+}
+
+export interface BroadcasterNodeDeps {
+  conn: SignerConnection;
+  manifest: DeploymentManifest;
+  /** The broadcaster account's private key: tickets are signed with it at libsecp256k1 speed. */
+  privateKey: Hex;
+  logger?: Logger;
+  registry?: Registry;
+  tools?: MediaTools;
+}
+
+/**
+ * The broadcaster's composition root: deposit, job manager (discovery, negotiation, selection, payment,
+ * verification, failover), ingest (RTMP, HTTP push, files) and HLS output over HTTP. `start()`/`stop()` are
+ * idempotent.
+ */
+export class BroadcasterNode {
+  readonly options: BroadcasterNodeOptions;
+  readonly address: Address;
+  readonly jobs: JobManager;
+  readonly sender: Sender;
+  readonly funds: BrokerFunds;
+  readonly registry: Registry;
+  readonly streams = new Map<string, BroadcastStream>();
+  private readonly deps: BroadcasterNodeDeps;
+  private readonly log: Logger;
+  private readonly tools: MediaTools;
+  private readonly controller = new AbortController();
+  private http: Server | undefined;
+  private rtmp: RtmpServer | undefined;
+  private readonly ingests = new Set<Promise<unknown>>();
+  private starting: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: BroadcasterNodeOptions, deps: BroadcasterNodeDeps) {
+    if (options.profiles.length === 0) throw new RangeError('the broadcaster needs at least one profile');
+    this.options = options;
+    this.deps = deps;
+    const logger = deps.logger ?? silentLogger;
+    this.log = logger.child({ module: 'broadcaster' });
+    this.registry = deps.registry ?? new Registry();
+    this.tools = deps.tools ?? resolveMediaTools();
+    const { conn, manifest } = deps;
+    this.address = conn.account.address;
+    this.funds = new BrokerFunds({}, { conn, manifest, address: this.address, logger });
+    this.sender = new Sender(
+      { privateKey: hexToBytes(deps.privateKey), domain: ticketDomain(manifest), ...(options.sender ?? {}) },
+      { funds: this.funds, logger, metrics: createPMMetrics(this.registry) },
+    );
+    if (this.sender.address.toLowerCase() !== this.address.toLowerCase()) {
+      throw new RangeError('the private key is not the connection account');
+    }
+    const service = options.jobs?.service ?? 'transcode/h264';
+    const region = options.jobs?.region ?? '';
+    const discover = options.orchestrators?.length
+      ? async () => staticOrchestrators(options.orchestrators ?? [])
+      : (signal?: AbortSignal) =>
+          discoverOrchestrators(
+            {
+              service: serviceId(service),
+              ...(region ? { region: regionCode(region) } : {}),
+              minStake: options.minStake ?? 0n,
+            },
+            { conn, manifest, signal },
+          );
+    this.jobs = new JobManager(
+      { ...options.jobs, selection: { minStake: options.minStake ?? 0n, ...options.jobs?.selection } },
+      {
+        sender: this.sender,
+        signer: conn.account as unknown as DigestSigner & { address: Address },
+        discover,
+        logger,
+      },
+    );
+  }
+
+  get httpUrl(): string {
+    const a = this.http?.address() as AddressInfo | undefined;
+    if (!a) throw new Error('the broadcaster is not started');
+    return `http://${hostForUrl(a.address)}:${a.port}`;
+  }
+
+  get rtmpUrl(): string | undefined {
+    if (!this.rtmp) return undefined;
+    const a = this.rtmp.address();
+    return `rtmp://${hostForUrl(a.address)}:${a.port}/live`;
+  }
+
+  /** HLS master playlist URL of a stream. */
+  hlsUrl(stream: string): string {
+    return `${this.httpUrl}/hls/${encodeURIComponent(stream)}/index.m3u8`;
+  }
+
+  start(): Promise<void> {
+    this.starting ??= this.doStart().catch(async (err) => {
+      await this.stop();
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    const o = this.options;
+    const { conn, manifest } = this.deps;
+    if (o.deposit !== undefined || o.reserve !== undefined) {
+      await ensureFunded(
+        { deposit: o.deposit ?? 0n, reserve: o.reserve ?? 0n },
+        { conn, manifest, ...(this.deps.logger ? { logger: this.deps.logger } : {}) },
+      );
+    }
+    await this.funds.read();
+    this.funds.start();
+    await this.jobs.start(this.controller.signal);
+
+    const hls = createHlsHandler({}, { lookup: (s) => this.streams.get(s)?.hls, logger: this.log });
+    const push = createHttpPushHandler(
+      {},
+      {
+        onSegment: async (seg) => {
+          const stream = this.stream(seg.stream);
+          await stream.push({
+            seq: seg.seq,
+            duration: seg.duration,
+            bytes: seg.bytes,
+            startPts: 0,
+            discontinuity: false,
+          });
+          await stream.drain();
+          return stream.records.at(-1);
+        },
+        logger: this.log,
+      },
+    );
+    this.http = createServer((req, res) => {
+      if (hls(req, res) || push(req, res)) return;
+      this.serveStatus(req, res);
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.http?.once('error', reject);
+      this.http?.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => resolve());
+    });
+    if (o.rtmpPort !== false) {
+      this.rtmp = new RtmpServer(
+        { host: o.host ?? '127.0.0.1', port: o.rtmpPort ?? 0 },
+        { logger: this.log, onPublish: (p) => this.track(this.ingestRtmp(p)) },
+      );
+      await this.rtmp.start();
+    }
+    this.log.info(
+      {
+        address: this.address,
+        http: this.httpUrl,
+        rtmp: this.rtmpUrl,
+        orchestrators: this.jobs.ranked().length,
+      },
+      'broadcaster started',
+    );
+  }
+
+  private serveStatus(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/metrics') {
+      this.registry
+        .metrics()
+        .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
+        .catch(() => res.writeHead(500).end());
+      return;
+    }
+    if (url.pathname === '/status') {
+      res
+        .writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' })
+        .end(JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+  }
+
+  /** The stream called `id`, created on first use. */
+  stream(id: string): BroadcastStream {
+    let s = this.streams.get(id);
+    if (!s || s.snapshot().ended) {
+      s = new BroadcastStream(id, this.options.profiles, {
+        jobs: this.jobs,
+        logger: this.deps.logger ?? silentLogger,
+        signal: this.controller.signal,
+        ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
+        ...(this.options.hlsWindow ? { windowSize: this.options.hlsWindow } : {}),
+      });
+      this.streams.set(id, s);
+    }
+    return s;
+  }
+
+  private async ingestRtmp(publish: RtmpPublish): Promise<void> {
+    const id = publish.key;
+    const existing = this.streams.get(id);
+    if (existing && !existing.snapshot().ended) {
+      this.log.warn({ stream: id }, 'a stream with this key is live; refusing the second publisher');
+      publish.close();
+      throw new BroadcasterError('StreamExists', `stream ${id} is already being published`, { stream: id });
+    }
+    const stream = this.stream(id);
+    this.log.info({ stream: id, from: publish.remoteAddress }, 'rtmp publish started');
+    try {
+      const segments = segmentRtmpPublish(
+        publish,
+        { targetDuration: this.options.segmentDuration ?? 2, signal: this.controller.signal },
+        { tools: this.tools, logger: this.log },
+      );
+      for await (const segment of segments) await stream.push(segment);
+    } finally {
+      await stream.end();
+      this.log.info({ stream: id, ...stream.snapshot() }, 'rtmp publish ended');
+    }
+  }
+
+  /** Resolves once stream `id` has ended (its publisher left and every segment is in the playlists), or after `timeoutMs`. */
+  async waitForEnd(id: string, timeoutMs = 15_000): Promise<boolean> {
+    const until = performance.now() + timeoutMs;
+    while (performance.now() < until) {
+      const s = this.streams.get(id);
+      if (s?.snapshot().ended) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
+  /** Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. */
+  ingestFile(id: string, input: string, opts: { realtime?: boolean } = {}): Promise<StreamStats> {
+    const stream = this.stream(id);
+    const run = (async () => {
+      try {
+        const segments = segmentSource(
+          {
+            input,
+            targetDuration: this.options.segmentDuration ?? 2,
+            realtime: opts.realtime ?? false,
+            signal: this.controller.signal,
+          },
+          { tools: this.tools, logger: this.log },
+        );
+        for await (const segment of segments) await stream.push(segment);
+      } finally {
+        await stream.end();
+      }
+      return stream.snapshot();
+    })();
+    this.track(run);
+    return run;
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((err) => this.log.warn({ err }, 'ingest ended with an error'));
+    this.ingests.add(tracked);
+    void tracked.finally(() => this.ingests.delete(tracked));
+  }
+
+  status() {
+    return {
+      address: this.address,
+      deposit: this.funds.balance?.deposit ?? 0n,
+      reserve: this.funds.balance?.reserve ?? 0n,
+      orchestrators: this.jobs.ranked(),
+      jobs: { ...this.jobs.stats },
+      streams: [...this.streams.values()].map((s) => s.snapshot()),
+    };
+  }
+
+  /** Stops ingest (streams end, playlists get ENDLIST), closes servers and connections. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.rtmp?.stop();
+      this.controller.abort(new Error('broadcaster stopping'));
+      await Promise.allSettled([...this.ingests]);
+      await this.jobs.stop();
+      await this.funds.stop();
+      const http = this.http;
+      if (http) {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      }
+      this.log.info({ address: this.address }, 'broadcaster stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -1,0 +1,319 @@
+import { create } from '@bufbuild/protobuf';
+import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
+import { type Address, bytesToHex, type Hex } from 'viem';
+import { SegmentFormatError } from '../media/errors.js';
+import { defaultSegmentLimits } from '../media/options.js';
+import { type Profile, validateProfiles } from '../media/profiles.js';
+import { type SegmentTranscoder, segmentFacts, validateSegment } from '../media/transcode.js';
+import { StreamflowError } from '../node/errors.js';
+import { type Logger, silentLogger } from '../node/logger.js';
+import { feeFor } from '../pm/ledger.js';
+import type { Recipient } from '../pm/recipient.js';
+import type { TicketParams } from '../pm/types.js';
+import { addressToBytes, renditionToProto, ticketParamsToProto, uintToBytes } from '../rpc/convert.js';
+import { toWireErrorMessage, WireError } from '../rpc/errors.js';
+import {
+  type GetOrchestratorInfoRequest,
+  type Orchestrator,
+  type OrchestratorInfo,
+  OrchestratorInfoSchema,
+  type TranscodeReply,
+  TranscodeReplySchema,
+  type TranscodeRequest,
+} from '../rpc/gen/streamflow/v1/orchestrator_pb.js';
+import { checkInfoRequest, checkTranscodeRequest } from '../rpc/limits.js';
+import { expectedPixels, perPixel, renditionsFee } from '../rpc/pricing.js';
+import { PEER_HEADER } from '../rpc/server.js';
+import {
+  contentHash,
+  type DigestSigner,
+  orchestratorInfoDigest,
+  receiptDigest,
+  signWireDigest,
+} from '../rpc/signing.js';
+import type { OrchestratorMetrics } from './metrics.js';
+import type { OrchestratorState } from './state.js';
+
+/** What the job service advertises and charges. */
+export interface JobServiceOptions {
+  /** The URI in the ServiceRegistry; echoed (and signed) in every info reply. */
+  serviceUri: string;
+  /** Wei per output pixel. */
+  pricePerPixel: bigint;
+  /** Wei per output pixel for broadcasters asking for a region, by region name. */
+  regionPrices: Readonly<Record<string, bigint>>;
+  /** Service names offered, e.g. `transcode/h264`. */
+  services: readonly string[];
+  /** Region names served. */
+  regions: readonly string[];
+}
+
+/** Checks a broadcaster's signed challenge; `ChallengeGuard` from src/rpc/challenge.ts. */
+export interface ChallengeChecker {
+  check(req: {
+    broadcaster: Address;
+    challenge: Hex;
+    issuedAtMs: bigint;
+    signature: Hex | Uint8Array;
+    orchestrator: Address;
+  }): Promise<Address>;
+}
+
+export interface JobServiceDeps {
+  /** The orchestrator's on-chain address: what broadcasters trust. */
+  address: Address;
+  /** Signs info replies and receipts with the key of `address`. */
+  signer: DigestSigner;
+  recipient: Pick<Recipient, 'ticketParams' | 'receivePayment' | 'ledger'>;
+  transcoder: SegmentTranscoder;
+  /** Segments the transcoder pool could take now. */
+  capacityLeft: () => number;
+  challenges: ChallengeChecker;
+  state?: OrchestratorState;
+  logger?: Logger;
+  metrics?: OrchestratorMetrics;
+}
+
+/** Codes a `Transcode` reply carries in `TranscodeReply.error` (with fresh params) rather than as an RPC error. */
+function replyCode(err: StreamflowError): string {
+  if (err instanceof SegmentFormatError) return 'SegmentFormatDidntMatchJobInputParams';
+  if (err.code.startsWith('Ffmpeg')) return 'TranscodeFailed';
+  return err.code;
+}
+
+/**
+ * The orchestrator's side of job negotiation (issue 5 §1–2): `GetOrchestratorInfo` answers a signed, fresh
+ * challenge with price, ticket params and capacity, all signed; `Transcode` takes the payment, checks that
+ * the session's credit covers the segment's expected fee, transcodes on the pool, debits the fee of the
+ * pixels actually returned and replies with the renditions and a signed receipt. Expected refusals
+ * (`LowPMBalance`, `OrchestratorBusy`, `InsufficientCredit`, `SegmentFormatDidntMatchJobInputParams`, pm codes)
+ * travel in the reply with fresh ticket params, so the broadcaster can pay again or move on at once.
+ */
+export class JobService {
+  readonly options: JobServiceOptions;
+  private readonly deps: JobServiceDeps;
+  private readonly log: Logger;
+  /** Price last quoted to each broadcaster (its region's), lower-case address → wei per pixel. */
+  private readonly quoted = new Map<string, bigint>();
+  /** Fee a session owed beyond its credit when a segment came out larger than expected, wei. */
+  private readonly debts = new Map<string, bigint>();
+
+  constructor(options: JobServiceOptions, deps: JobServiceDeps) {
+    if (options.pricePerPixel < 0n) throw new RangeError('pricePerPixel must be ≥ 0');
+    this.options = options;
+    this.deps = deps;
+    this.log = (deps.logger ?? silentLogger).child({ module: 'orchestrator-jobs' });
+  }
+
+  /** Restores a session's debt after a restart (a negative stored balance). */
+  restoreDebt(sender: string, session: string, wei: bigint): void {
+    if (wei > 0n) this.debts.set(`${sender.toLowerCase()}/${session}`, wei);
+  }
+
+  /** Price for a broadcaster asking for `region` (empty: any). */
+  priceFor(region: string): bigint {
+    return this.options.regionPrices[region] ?? this.options.pricePerPixel;
+  }
+
+  service(): Partial<ServiceImpl<typeof Orchestrator>> {
+    return {
+      getOrchestratorInfo: (req, ctx) => this.getOrchestratorInfo(req, ctx),
+      transcode: (req, ctx) => this.transcode(req, ctx),
+    };
+  }
+
+  async getOrchestratorInfo(req: GetOrchestratorInfoRequest, ctx: HandlerContext): Promise<OrchestratorInfo> {
+    try {
+      const info = await this.info(req, ctx);
+      this.deps.metrics?.infoRequests.inc({ outcome: 'ok' });
+      return info;
+    } catch (err) {
+      this.deps.metrics?.infoRequests.inc({
+        outcome: err instanceof StreamflowError ? err.code : 'Internal',
+      });
+      throw err;
+    }
+  }
+
+  private async info(req: GetOrchestratorInfoRequest, ctx: HandlerContext): Promise<OrchestratorInfo> {
+    const checked = checkInfoRequest(req);
+    const { address } = this.deps;
+    const broadcaster = await this.deps.challenges
+      .check({ ...checked, orchestrator: address })
+      .catch((err: unknown) => {
+        // A broadcaster with only a URL (a static list) learns which address to bind its challenge to; the
+        // address is public (it is in the ServiceRegistry), so telling it costs nothing.
+        if (err instanceof WireError)
+          throw new WireError(err.code, err.message, { ...err.details, orchestrator: address });
+        throw err;
+      });
+    if (checked.serviceId !== '' && !this.options.services.includes(checked.serviceId)) {
+      throw new WireError(
+        'ServiceNotOffered',
+        `this orchestrator offers ${this.options.services.join(', ')}, not ${req.serviceId}`,
+        { service: req.serviceId },
+      );
+    }
+    if (req.region !== '' && this.options.regions.length > 0 && !this.options.regions.includes(req.region)) {
+      throw new WireError(
+        'RegionNotServed',
+        `this orchestrator serves ${this.options.regions.join(', ')}, not ${req.region}`,
+        { region: req.region },
+      );
+    }
+    const price = this.priceFor(req.region);
+    this.quoted.set(broadcaster.toLowerCase(), price);
+    const params = await this.deps.recipient.ticketParams(broadcaster, ctx.signal);
+    const challenge = bytesToHex(req.challenge);
+    const signature = await signWireDigest(
+      this.deps.signer,
+      orchestratorInfoDigest({
+        address,
+        serviceUri: this.options.serviceUri,
+        pricePerPixel: price,
+        ticketParams: params,
+        services: this.options.services,
+        regions: this.options.regions,
+        challenge,
+        broadcaster,
+      }),
+    );
+    return create(OrchestratorInfoSchema, {
+      address: addressToBytes(address),
+      serviceUri: this.options.serviceUri,
+      pricePerPixel: uintToBytes(price, 'pricePerPixel'),
+      ticketParams: ticketParamsToProto(params),
+      capacityLeft: Math.max(0, this.deps.capacityLeft()),
+      services: [...this.options.services],
+      regions: [...this.options.regions],
+      challenge: req.challenge,
+      signature: hexBytes(signature),
+    });
+  }
+
+  async transcode(req: TranscodeRequest, ctx: HandlerContext): Promise<TranscodeReply> {
+    const started = performance.now();
+    const job = checkTranscodeRequest(req);
+    let profiles: Profile[];
+    try {
+      profiles = validateProfiles(job.profiles);
+    } catch (err) {
+      throw new WireError('InvalidMessage', `metadata.profiles: ${(err as Error).message}`, {
+        field: 'metadata.profiles',
+      });
+    }
+    const { payment } = job;
+    const md = { seq: job.seq };
+    const sender = payment.sender.toLowerCase();
+    const session = job.streamId;
+    const key = `${sender}/${session}`;
+    const { recipient } = this.deps;
+    const peer = ctx.requestHeader.get(PEER_HEADER) ?? undefined;
+    let params: TicketParams | undefined;
+    try {
+      // A payment without tickets is the sender spending credit it already has; it is checked against that
+      // credit below before any chain read, so empty payments from strangers cost nothing.
+      if (payment.tickets.length > 0) {
+        const paid = await recipient.receivePayment(
+          payment,
+          { session, ...(peer ? { peer } : {}) },
+          ctx.signal,
+        );
+        params = paid.params;
+        const refused = paid.errors[0];
+        if (paid.accepted === 0 && refused) return this.refuse(refused, params, md.seq);
+      }
+
+      let duration: number;
+      try {
+        duration = segmentFacts(validateSegment(req.segment, defaultSegmentLimits)).duration;
+      } catch (err) {
+        if (err instanceof SegmentFormatError) return this.refuse(err, params, md.seq);
+        throw err;
+      }
+      const price = this.quoted.get(sender) ?? this.options.pricePerPixel;
+      const debt = this.debts.get(key) ?? 0n;
+      recipient.ledger.require(
+        sender,
+        session,
+        feeFor(expectedPixels(profiles, duration), perPixel(price)) + debt,
+      );
+      params ??= await recipient.ticketParams(payment.sender, ctx.signal).catch(() => undefined);
+
+      const result = await this.deps.transcoder.transcode(req.segment, profiles, { signal: ctx.signal });
+
+      // The fee is what was returned, read from the renditions' own bytes; a segment that came out larger than
+      // expected leaves a debt the next one must cover, never a free surplus.
+      const fee = renditionsFee(result.renditions, price);
+      const owed = fee + debt;
+      const balance = recipient.ledger.balance(sender, session);
+      const taken = owed <= balance ? owed : balance;
+      recipient.ledger.debit(sender, session, taken);
+      if (owed > taken) this.debts.set(key, owed - taken);
+      else this.debts.delete(key);
+      this.deps.state?.saveSession(sender, session, balance - owed, { segments: 1, fees: fee });
+      this.deps.metrics?.fees.inc(Number(fee));
+
+      const byName = new Map(result.renditions.map((r) => [r.profile.name, r]));
+      const ordered = profiles.map((p) => {
+        const r = byName.get(p.name);
+        if (!r) throw new WireError('TranscodeFailed', `rendition ${p.name} is missing from the result`);
+        return r;
+      });
+      const receiptFields = {
+        streamId: session,
+        seq: md.seq,
+        inputHash: contentHash(req.segment),
+        renditions: ordered.map((r) => ({ profile: r.profile.name, hash: contentHash(r.bytes) })),
+      };
+      const signature = await signWireDigest(this.deps.signer, receiptDigest(receiptFields));
+      this.deps.metrics?.segments.inc({ outcome: 'ok' });
+      this.deps.metrics?.latency.observe((performance.now() - started) / 1000);
+      this.log.debug(
+        { sender, session, seq: md.seq, fee: fee.toString(), ms: Math.round(performance.now() - started) },
+        'segment transcoded',
+      );
+      return create(TranscodeReplySchema, {
+        result: {
+          case: 'ok',
+          value: {
+            renditions: ordered.map(renditionToProto),
+            receipt: {
+              streamId: session,
+              seq: md.seq,
+              inputHash: hexBytes(receiptFields.inputHash),
+              renditions: receiptFields.renditions.map((r) => ({
+                profile: r.profile,
+                hash: hexBytes(r.hash),
+              })),
+              signature: hexBytes(signature),
+            },
+          },
+        },
+        ...(params ? { ticketParams: ticketParamsToProto(params) } : {}),
+      });
+    } catch (err) {
+      if (ctx.signal.aborted || !(err instanceof StreamflowError) || err.code === 'InvalidMessage') throw err;
+      const fresh = err.details as { params?: unknown } | undefined;
+      const carried = fresh?.params as TicketParams | undefined;
+      return this.refuse(err, params ?? carried, md.seq);
+    }
+  }
+
+  private refuse(err: StreamflowError, params: TicketParams | undefined, seq: bigint): TranscodeReply {
+    const code = replyCode(err);
+    this.deps.metrics?.segments.inc({ outcome: code });
+    this.log.info({ code, seq, err: err.message }, 'segment refused');
+    // Fresh params travel in their own field; the rest of the facts go as strings.
+    const { params: _params, ...details } = (err.details ?? {}) as Record<string, unknown>;
+    const message = toWireErrorMessage(WireError.from(new StreamflowError(code, err.message, details)));
+    return create(TranscodeReplySchema, {
+      result: { case: 'error', value: message },
+      ...(params ? { ticketParams: ticketParamsToProto(params) } : {}),
+    });
+  }
+}
+
+function hexBytes(hex: Hex): Uint8Array {
+  return Uint8Array.from(Buffer.from(hex.slice(2), 'hex'));
+}
