@@ -1,7 +1,8 @@
 import { type Client, createClient } from '@connectrpc/connect';
 import { type Address, bytesToHex, type Hex, isAddressEqual } from 'viem';
-import type { Profile } from '../media/profiles.js';
-import { type Rendition, readRendition } from '../media/transcode.js';
+import { defaultSegmentLimits } from '../media/options.js';
+import { fitInside, type Profile } from '../media/profiles.js';
+import { type Rendition, readRendition, segmentFacts, validateSegment } from '../media/transcode.js';
 import type { Payment, TicketParams } from '../pm/types.js';
 import { makeChallenge } from '../rpc/challenge.js';
 import {
@@ -57,7 +58,27 @@ export class TranscodeRefused extends WireError {
   }
 }
 
+/** The source segment as the broadcaster read it: what each rendition is checked against. */
+export interface SourceFacts {
+  width: number;
+  height: number;
+  /** Seconds. */
+  duration: number;
+  fps: number;
+}
+
+/**
+ * Reads a segment's facts in-process, refusing one no transcoder would take (`SegmentFormatError`): done once
+ * per segment, before anyone is paid.
+ */
+export function sourceFactsOf(segment: Uint8Array): SourceFacts {
+  const f = segmentFacts(validateSegment(segment, defaultSegmentLimits));
+  return { width: f.width ?? 0, height: f.height ?? 0, duration: f.duration, fps: f.fps };
+}
+
 export interface SegmentJob {
+  /** Facts of `segment`; renditions must keep its aspect ratio, duration and the profile's frame rate. */
+  source: SourceFacts;
   streamId: string;
   seq: number;
   durationMs: number;
@@ -114,13 +135,19 @@ export class OrchestratorClient {
       if (!claimed) throw probe instanceof Error ? probe : new WireError('RpcFailed', String(probe));
       this.address = claimed as Address;
     }
-    const info = await this.call(req, broadcaster, this.address as Address, opts);
+    const { info, challenge } = await this.call(req, broadcaster, this.address as Address, opts);
     const latencyMs = performance.now() - started;
+    // The reply must answer this request: an old signed reply replayed by someone in the middle is refused.
+    if (bytesToHex(info.challenge) !== challenge) {
+      throw new WireError(
+        'InvalidSignature',
+        `orchestrator info from ${this.serviceUri} answers another challenge`,
+      );
+    }
     const address = bytesToAddress(info.address, 'info.address');
     const params = ticketParamsFromProto(info.ticketParams, 'info.ticketParams');
     const pricePerPixel = bytesToUint(info.pricePerPixel, 'info.pricePerPixel');
-    const challenge = bytesToHex(info.challenge);
-    const signer = await recoverWireSigner(
+    const signer = await recoverOrThrow(
       orchestratorInfoDigest({
         address,
         serviceUri: info.serviceUri,
@@ -132,6 +159,7 @@ export class OrchestratorClient {
         broadcaster,
       }),
       info.signature,
+      'InvalidSignature',
     );
     if (!isAddressEqual(signer, address) || !isAddressEqual(address, this.address as Address)) {
       throw new WireError(
@@ -163,7 +191,7 @@ export class OrchestratorClient {
   ) {
     const c = await makeChallenge(this.deps.signer, orchestrator);
     try {
-      return await this.client.getOrchestratorInfo(
+      const info = await this.client.getOrchestratorInfo(
         {
           broadcaster: addressToBytes(broadcaster),
           challenge: hexToBytes(c.challenge),
@@ -174,6 +202,7 @@ export class OrchestratorClient {
         },
         { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) },
       );
+      return { info, challenge: c.challenge.toLowerCase() as Hex };
     } catch (err) {
       throw fromConnectError(err);
     }
@@ -258,21 +287,10 @@ export class OrchestratorClient {
           profile: profile.name,
         });
       }
-      // Fitted inside the box: one side matches it, neither exceeds it (aspect ratio kept, rounded to even).
-      const fits =
-        facts.width <= profile.width &&
-        facts.height <= profile.height &&
-        (facts.width === profile.width || facts.height === profile.height);
-      if (!fits) {
-        throw new WireError(
-          'RenditionMismatch',
-          `rendition ${profile.name} is ${facts.width}×${facts.height}, not fitted to ${profile.width}×${profile.height}`,
-          { profile: profile.name },
-        );
-      }
+      checkRendition(facts, profile, job.source);
       renditions.push(facts);
     }
-    const signer = await recoverWireSigner(
+    const signer = await recoverOrThrow(
       receiptDigest({
         streamId: job.streamId,
         seq: BigInt(job.seq),
@@ -280,6 +298,7 @@ export class OrchestratorClient {
         renditions: receipt.renditions.map((x) => ({ profile: x.profile, hash: bytesToHex(x.hash) })),
       }),
       receipt.signature,
+      'InvalidReceipt',
     );
     if (!isAddressEqual(signer, expected)) {
       throw new WireError('InvalidReceipt', `the receipt is signed by ${signer}, not ${expected}`);
@@ -300,4 +319,45 @@ export class OrchestratorClient {
 
 function hexToBytes(hex: Hex): Uint8Array {
   return Uint8Array.from(Buffer.from(hex.slice(2), 'hex'));
+}
+
+/** Recovers a wire signature's signer; a malformed signature is the peer's fault, coded as such. */
+async function recoverOrThrow(digest: Hex, signature: Uint8Array, code: string): Promise<Address> {
+  try {
+    return await recoverWireSigner(digest, signature);
+  } catch (err) {
+    throw new WireError(
+      code,
+      `malformed signature: ${(err as Error).message.split('\n')[0]}`,
+      {},
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * The cheap checks every rendition gets (the deep, sampled content check is the verifier's): its size is the
+ * source fitted in the profile's box (aspect kept, sides even, 2 px of rounding allowed), its frame rate the
+ * profile's, and it covers the source's time span to within two frames.
+ */
+export function checkRendition(r: Rendition, profile: Profile, source: SourceFacts): void {
+  const mismatch = (why: string) =>
+    new WireError('RenditionMismatch', `rendition ${profile.name} ${why}`, { profile: profile.name });
+  if (source.width > 0 && source.height > 0) {
+    const want = fitInside(source.width / source.height, profile);
+    if (Math.abs(r.width - want.width) > 2 || Math.abs(r.height - want.height) > 2) {
+      throw mismatch(
+        `is ${r.width}×${r.height}, not fitted to ${profile.width}×${profile.height} (the source fitted is ${want.width}×${want.height})`,
+      );
+    }
+  }
+  if (Math.abs(r.fps - profile.fps) > Math.max(1, profile.fps * 0.05)) {
+    throw mismatch(`runs at ${r.fps} fps, not ${profile.fps}`);
+  }
+  const slack = 2 / Math.min(profile.fps, source.fps > 0 ? source.fps : profile.fps);
+  if (source.duration > 0 && Math.abs(r.duration - source.duration) > slack + source.duration * 0.05) {
+    throw mismatch(
+      `lasts ${r.duration.toFixed(3)} s; the source segment lasts ${source.duration.toFixed(3)} s`,
+    );
+  }
 }

@@ -11,7 +11,13 @@ import type { TicketParams } from '../pm/types.js';
 import { WireError } from '../rpc/errors.js';
 import { expectedPixels, perPixel, renditionsFee } from '../rpc/pricing.js';
 import type { DigestSigner } from '../rpc/signing.js';
-import { OrchestratorClient, type OrchestratorOffer, TranscodeRefused } from './client.js';
+import {
+  OrchestratorClient,
+  type OrchestratorOffer,
+  type SourceFacts,
+  sourceFactsOf,
+  TranscodeRefused,
+} from './client.js';
 import type { OrchestratorCandidate } from './discovery.js';
 import { BroadcasterError } from './errors.js';
 import type { SelectionOptions } from './options.js';
@@ -36,6 +42,11 @@ export interface JobManagerOptions {
    * Not an overpayment: the sender's session credit carries the difference to the next segment. @default 1.1
    */
   payMargin: number;
+  /**
+   * How long an orchestrator whose signed reply did not verify (`InvalidReceipt`, `RenditionMismatch`,
+   * `InvalidSignature`) is left out, ms. @default 600_000
+   */
+  fraudSuspensionMs: number;
   /** Pause before asking orchestrators that were all busy again, ms. @default 150 */
   busyRetryMs: number;
   selection: Partial<SelectionOptions>;
@@ -50,6 +61,7 @@ export const defaultJobManagerOptions: Readonly<JobManagerOptions> = Object.free
   refreshMs: 30_000,
   payMargin: 1.1,
   busyRetryMs: 150,
+  fraudSuspensionMs: 600_000,
   selection: {},
 });
 
@@ -90,6 +102,9 @@ interface Offer extends SelectionCandidate {
   params: TicketParams;
   price: bigint;
 }
+
+/** Replies that prove the orchestrator cheated or is broken: its signed output does not verify. */
+const PROVEN_FRAUD = new Set(['InvalidReceipt', 'RenditionMismatch', 'InvalidSignature']);
 
 /** Refusals that fresh params (which come with them) cure: the same orchestrator is asked once more. */
 const CURED_BY_NEW_PARAMS = new Set([
@@ -226,6 +241,8 @@ export class JobManager {
    * @throws BroadcasterError `NoOrchestrator` when none could transcode it
    */
   async transcode(task: SegmentTask, signal?: AbortSignal): Promise<SegmentOutcome> {
+    // Read once: refuses a broken segment before paying anyone, and is what every rendition is checked against.
+    const source = sourceFactsOf(task.bytes);
     const tried = new Set<string>();
     /** Orchestrators that answered `OrchestratorBusy`: healthy, asked again after a pause. */
     const busy = new Set<string>();
@@ -243,10 +260,14 @@ export class JobManager {
         continue;
       }
       if (picks.length === 0) {
-        // Everything known failed or is suspended: one fresh negotiation may find orchestrators back up.
-        if (!refreshed) {
+        // Everything known failed or is suspended: fresh negotiations may find an orchestrator back up (a
+        // restarted one takes a second or two), until the segment's deadline.
+        if (!refreshed || performance.now() < deadline) {
+          if (refreshed) await sleep(this.options.busyRetryMs * 3, signal);
           refreshed = true;
           await this.refresh(signal).catch(() => undefined);
+          // Whoever the refresh found answering may take the segment again (suspended ones stay out).
+          tried.clear();
           continue;
         }
         this.stats.failedSegments++;
@@ -259,7 +280,7 @@ export class JobManager {
       }
       for (const p of picks) tried.add(p.address.toLowerCase());
       try {
-        const outcome = await Promise.any(picks.map((p) => this.attempt(p, task, signal)));
+        const outcome = await Promise.any(picks.map((p) => this.attempt(p, task, source, signal)));
         outcome.attempts = tried.size;
         if (tried.size > picks.length) this.stats.failovers++;
         this.stats.segments++;
@@ -277,7 +298,12 @@ export class JobManager {
     }
   }
 
-  private async attempt(o: Offer, task: SegmentTask, signal?: AbortSignal): Promise<SegmentOutcome> {
+  private async attempt(
+    o: Offer,
+    task: SegmentTask,
+    source: SourceFacts,
+    signal?: AbortSignal,
+  ): Promise<SegmentOutcome> {
     const session = `${o.address.toLowerCase()}/${task.streamId}`;
     const { sender } = this.deps;
     for (let round = 0; ; round++) {
@@ -298,6 +324,7 @@ export class JobManager {
       try {
         const res = await o.client.transcode(
           {
+            source,
             streamId: task.streamId,
             seq: task.seq,
             durationMs: task.duration * 1000,
@@ -328,8 +355,19 @@ export class JobManager {
         // Tickets of a refused payment may or may not have been credited; start the session's count afresh
         // rather than assume a surplus the orchestrator does not hold.
         sender.resetSession(session);
-        if (err instanceof TranscodeRefused && err.params && CURED_BY_NEW_PARAMS.has(code) && round === 0) {
-          continue;
+        if (err instanceof TranscodeRefused && CURED_BY_NEW_PARAMS.has(code) && round === 0) {
+          if (err.params) continue;
+          // No params came with the refusal (e.g. a restarted orchestrator that does not know us yet): ask.
+          const fresh = await this.negotiate(this.candidateFor(o), signal);
+          if (fresh) {
+            o = fresh;
+            continue;
+          }
+        }
+        if (PROVEN_FRAUD.has(code)) {
+          // Signed output that does not check out is not bad luck: no more segments (or tickets) for a while.
+          this.selector.suspend(o.address, Date.now() + this.options.fraudSuspensionMs);
+          this.offers.delete(o.address.toLowerCase());
         }
         // Busy is not a fault: the orchestrator is asked again once the others were tried.
         if (code !== 'OrchestratorBusy') this.selector.recordFailure(o.address);
