@@ -79,20 +79,24 @@ contract BondingManager is IBondingManager, Ownable {
         uint128 exitLeft;
     }
 
+    /// @dev Laid out so that a fee credit (activity, the cuts in force, stake, the CRF of the reward round's start)
+    /// reads two slots. Round numbers fit in 32 bits (the round cache stores them so).
     struct Orchestrator {
         uint128 totalStake;
-        uint64 lastRewardRound;
-        uint64 activationRound;
+        uint32 lastRewardRound;
+        uint32 activationRound;
         uint64 deactivationRound;
-        // Cuts in force from `cutsRound`, and the latest ones, in force from `pendingCutsRound`.
-        uint64 cutsRound;
-        uint64 pendingCutsRound;
-        uint32 rewardCut;
-        uint32 feeShare;
+        // The CRF at the start of `lastRewardRound` (before its reward).
+        uint128 rewardRoundStartCrf;
+        // The latest cuts, in force from `pendingCutsRound`; before it, those in force from `cutsRound`.
+        uint32 pendingCutsRound;
         uint32 pendingRewardCut;
         uint32 pendingFeeShare;
         bool registered;
         bool everRegistered;
+        uint32 cutsRound;
+        uint32 rewardCut;
+        uint32 feeShare;
         // Up to 8 uint32 round numbers of its latest pools, the most recent in the lowest bits.
         uint256 poolRounds;
     }
@@ -227,8 +231,8 @@ contract BondingManager is IBondingManager, Ownable {
             os.everRegistered = true;
             (os.rewardCut, os.feeShare) = (uint32(rewardCut), uint32(feeShare));
             (os.pendingRewardCut, os.pendingFeeShare) = (uint32(rewardCut), uint32(feeShare));
-            os.cutsRound = uint64(c);
-            os.pendingCutsRound = uint64(c);
+            os.cutsRound = uint32(c);
+            os.pendingCutsRound = uint32(c);
             effectiveRound = c;
         } else {
             effectiveRound = c + 1;
@@ -239,10 +243,10 @@ contract BondingManager is IBondingManager, Ownable {
                     _pastCuts[o][pendingRound] = PastCuts(os.rewardCut, os.feeShare, os.cutsRound);
                 }
                 (os.rewardCut, os.feeShare) = (os.pendingRewardCut, os.pendingFeeShare);
-                os.cutsRound = uint64(pendingRound);
+                os.cutsRound = uint32(pendingRound);
             }
             (os.pendingRewardCut, os.pendingFeeShare) = (uint32(rewardCut), uint32(feeShare));
-            os.pendingCutsRound = uint64(effectiveRound);
+            os.pendingCutsRound = uint32(effectiveRound);
         }
         emit OrchestratorUpdate(o, rewardCut, feeShare, effectiveRound);
 
@@ -427,11 +431,9 @@ contract BondingManager is IBondingManager, Ownable {
     /// @inheritdoc IBondingManager
     function withdrawStake(uint256 unbondingLockId) external {
         uint256 c = _currentRound();
-        Lock storage lock = _locks[msg.sender][unbondingLockId];
-        uint256 withdrawRound = lock.withdrawRound;
-        if (withdrawRound == 0) revert InvalidUnbondingLock(unbondingLockId);
+        // Reverts `InvalidUnbondingLock` for an unknown or used id; a lock not due reverts the deletion with it.
+        (uint256 amount, uint256 withdrawRound) = _consumeLock(msg.sender, unbondingLockId);
         if (withdrawRound > c) revert UnbondingLockNotWithdrawable(unbondingLockId, withdrawRound);
-        (uint256 amount,) = _consumeLock(msg.sender, unbondingLockId);
         emit WithdrawStake(msg.sender, unbondingLockId, amount, withdrawRound);
         if (amount != 0) ILivepeerToken(token).transfer(msg.sender, amount);
     }
@@ -439,11 +441,7 @@ contract BondingManager is IBondingManager, Ownable {
     /// @inheritdoc IBondingManager
     function withdrawFees(address payable recipient, uint256 amount) external {
         if (recipient == address(0)) revert ZeroAddress();
-        uint256 c = _currentRound();
-        Delegator storage d = _delegators[msg.sender];
-        address o = d.delegate;
-        if (o != address(0)) _claim(msg.sender, d, o, c);
-        else _settleExit(d, c);
+        Delegator storage d = _claimCaller();
         uint256 fees = d.fees;
         if (amount > fees) revert InsufficientFees(amount, fees);
         d.fees = uint128(fees - amount);
@@ -454,8 +452,13 @@ contract BondingManager is IBondingManager, Ownable {
 
     /// @inheritdoc IBondingManager
     function claimEarnings() external {
+        _claimCaller();
+    }
+
+    /// @dev Claims the caller's earnings through the current round (or settles its exit record when unbonded).
+    function _claimCaller() private returns (Delegator storage d) {
         uint256 c = _currentRound();
-        Delegator storage d = _delegators[msg.sender];
+        d = _delegators[msg.sender];
         address o = d.delegate;
         if (o != address(0)) _claim(msg.sender, d, o, c);
         else _settleExit(d, c);
@@ -508,8 +511,10 @@ contract BondingManager is IBondingManager, Ownable {
             // An active orchestrator is registered, hence bonded to itself.
             Delegator storage d = _delegators[o];
             _claim(o, d, o, c);
-            os.lastRewardRound = uint64(c);
+            os.lastRewardRound = uint32(c);
             EarningsPool storage pool = _touch(o, os, c);
+            // Fee credits for round c need the CRF of its start; keeping it here saves them two cold reads.
+            os.rewardRoundStartCrf = pool.cumulativeRewardFactor;
             uint256 stakeAtRoundStart = pool.totalStake;
             amount = IMinter(minter).createReward(stakeAtRoundStart, totalActiveStake);
             if (amount == 0) return 0;
@@ -542,19 +547,27 @@ contract BondingManager is IBondingManager, Ownable {
     }
 
     /// @inheritdoc IBondingManager
-    function updateOrchestratorWithFees(address orchestrator, uint256 fees, uint256 round) external {
+    function updateOrchestratorWithFees(address orchestrator, uint256 fees, uint256 round)
+        external
+        returns (uint256 c, bool active)
+    {
         if (msg.sender != ticketBroker) revert OnlyTicketBroker(msg.sender);
-        uint256 c = _currentRound();
+        c = _currentRound();
         if (round > c) revert FeeRoundInFuture(round, c);
-        if (round == 0 || round + _maxFeeBackfillRounds < c) revert FeeRoundTooOld(round, c);
-        Orchestrator storage os = _orchestrators[orchestrator];
-        (, uint256 feeShare) = _cutsForRound(orchestrator, os, round);
-        uint256 delegatorsFees = fees * feeShare / PPM;
-        if (delegatorsFees != 0) delegatorsFees = _creditPools(orchestrator, os, round, c, delegatorsFees);
-        uint256 orchestratorFees = fees - delegatorsFees;
-        if (orchestratorFees != 0) {
-            Delegator storage d = _delegators[orchestrator];
-            d.fees = (d.fees + orchestratorFees).toUint128();
+        // round <= c < 2^32; fees < 2^128 (the broker pays from 128-bit balances, which `_creditPools` relies on) and
+        // feeShare <= PPM.
+        unchecked {
+            if (round == 0 || round + _maxFeeBackfillRounds < c) revert FeeRoundTooOld(round, c);
+            Orchestrator storage os = _orchestrators[orchestrator];
+            active = _isActive(os, c);
+            (, uint256 feeShare) = _cutsForRound(orchestrator, os, round);
+            uint256 delegatorsFees = uint256(fees.toUint128()) * feeShare / PPM;
+            if (delegatorsFees != 0) delegatorsFees = _creditPools(orchestrator, os, round, c, delegatorsFees);
+            uint256 orchestratorFees = fees - delegatorsFees;
+            if (orchestratorFees != 0) {
+                Delegator storage d = _delegators[orchestrator];
+                d.fees = (d.fees + orchestratorFees).toUint128();
+            }
         }
         emit FeesCredited(orchestrator, fees, round);
     }
@@ -1202,39 +1215,52 @@ contract BondingManager is IBondingManager, Ownable {
         private
         returns (uint256)
     {
-        // Stake at the start of each round r..c, from the top: a round without a pool had no event, so its stake is
-        // that of the next round (or the current stake above the latest pool). It is written into the pools still
-        // to materialise, whose factors stay zero (unmaterialised) until the pass below.
-        uint256 stake = os.totalStake;
-        for (uint256 k = c + 1; k > r;) {
-            EarningsPool storage pool = _pools[o][--k];
-            if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
-            else pool.totalStake = uint128(stake);
-        }
-        if (stake == 0) return 0;
-        uint256 crf = _pools[o][r].cumulativeRewardFactor;
-        uint256 cff;
-        // CRF at the start of round r: the pool's own factor until r's reward, else the previous pool's.
-        if (crf == 0 || os.lastRewardRound >= r) (crf, cff) = _factors(o, _latestPoolRound(os.poolRounds, r - 1));
-        // Per unit of stake measured at a pool: fees * CRF_{r-1} / stake_r.
-        uint256 delta = Math.mulDiv(amount, crf, stake);
-        if (delta == 0) return 0;
-        bool materialised;
-        for (uint256 k = r; k <= c; ++k) {
-            EarningsPool storage pool = _pools[o][k];
-            uint256 poolCrf = pool.cumulativeRewardFactor;
-            if (poolCrf == 0) {
-                // A copy of the previous round's factors, which already carry `delta` after round r.
-                pool.cumulativeRewardFactor = uint128(crf);
-                if (k == r) cff += delta;
-                materialised = true;
-            } else {
-                (crf, cff) = (poolCrf, pool.cumulativeFeeFactor + delta);
+        // Round numbers are below 2^32 and r >= 1. Fee factors: each credit adds amount * CRF / stake with both factors
+        // below 2^128, and the amounts are real ETH (below 2^87 wei all together), so they stay far below 2^256.
+        unchecked {
+            // Stake at the start of each round r..c, from the top: a round without a pool had no event, so its stake is
+            // that of the next round (or the current stake above the latest pool). It is written into the pools still
+            // to materialise, whose factors stay zero (unmaterialised) until the pass below.
+            uint256 stake = os.totalStake;
+            for (uint256 k = c + 1; k > r;) {
+                EarningsPool storage pool = _pools[o][--k];
+                if (pool.cumulativeRewardFactor != 0) stake = pool.totalStake;
+                else pool.totalStake = uint128(stake);
             }
-            pool.cumulativeFeeFactor = cff;
+            if (stake == 0) return 0;
+            uint256 crf = _pools[o][r].cumulativeRewardFactor;
+            uint256 cff;
+            // CRF at the start of round r: the pool's own factor until r's reward, else the previous pool's (kept in the
+            // orchestrator's record for the latest reward round). The previous fee factor is only needed when pool r is
+            // still to materialise.
+            uint256 lastReward = os.lastRewardRound;
+            if (crf != 0 && lastReward == r) {
+                crf = os.rewardRoundStartCrf;
+            } else if (crf == 0 || lastReward > r) {
+                uint256 prevCff;
+                (crf, prevCff) = _factors(o, _latestPoolRound(os.poolRounds, r - 1));
+                if (_pools[o][r].cumulativeRewardFactor == 0) cff = prevCff;
+            }
+            // Per unit of stake measured at a pool: fees * CRF_{r-1} / stake_r.
+            uint256 delta = Math.mulDiv(amount, crf, stake);
+            if (delta == 0) return 0;
+            bool materialised;
+            for (uint256 k = r; k <= c; ++k) {
+                EarningsPool storage pool = _pools[o][k];
+                uint256 poolCrf = pool.cumulativeRewardFactor;
+                if (poolCrf == 0) {
+                    // A copy of the previous round's factors, which already carry `delta` after round r.
+                    pool.cumulativeRewardFactor = uint128(crf);
+                    if (k == r) cff += delta;
+                    materialised = true;
+                } else {
+                    (crf, cff) = (poolCrf, pool.cumulativeFeeFactor + delta);
+                }
+                pool.cumulativeFeeFactor = cff;
+            }
+            if (materialised) os.poolRounds = _withPoolRounds(os.poolRounds, r, c);
+            return amount;
         }
-        if (materialised) os.poolRounds = _withPoolRounds(os.poolRounds, r, c);
-        return amount;
     }
 
     /// @dev `packed` with every round of `r..c` (now all materialised) first, then the older remembered rounds.
@@ -1322,7 +1348,7 @@ contract BondingManager is IBondingManager, Ownable {
                 os.deactivationRound = NEVER;
                 emit OrchestratorActivated(o, os.activationRound);
             } else {
-                os.activationRound = uint64(c + 1);
+                os.activationRound = uint32(c + 1);
                 os.deactivationRound = NEVER;
                 emit OrchestratorActivated(o, c + 1);
             }

@@ -208,22 +208,43 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
             revert InvalidRecipientRand(ticket.recipientRandHash);
         }
         address recipient = ticket.recipient;
-        if (recipient == address(0) || !IBondingManager(bondingManager).isActiveOrchestrator(recipient)) {
-            revert RecipientNotActive(recipient);
+        if (recipient == address(0)) revert RecipientNotActive(recipient);
+        uint256 faceValue = ticket.faceValue;
+        if (faceValue == 0) {
+            // Nothing to credit: the checks with plain reads, then marked used.
+            _revertWith(_redeemWithReads(ticket, sig, recipientRand));
+            return;
         }
-        Ctx memory ctx = _context();
         uint256 creationRound = ticket.creationRound;
-        _revertWith(_expiryError(creationRound, ctx));
+        // The fee credit comes first because it also answers the current round and the recipient's activity, which
+        // saves two calls; any check below that fails reverts the transaction, credit included. The BondingManager
+        // makes no external call here, so nothing can re-enter before this contract's state is written.
+        Ctx memory ctx;
+        bool active;
+        try IBondingManager(bondingManager).updateOrchestratorWithFees(recipient, faceValue, creationRound) returns (
+            uint256 round, bool isActive
+        ) {
+            (ctx.round, active) = (round, isActive);
+        } catch (bytes memory reason) {
+            // Refused (round not initialised, fee round out of its window): the ticket's own error comes first, as
+            // if the credit came last.
+            bytes memory err = _redeemWithReads(ticket, sig, recipientRand);
+            if (err.length == 0) err = reason;
+            assembly ("memory-safe") {
+                revert(add(err, 0x20), mload(err))
+            }
+        }
+        if (!active) revert RecipientNotActive(recipient);
+        if (creationRound != ctx.round) {
+            // A ticket of the current round cannot have expired: the validity is only read for older ones.
+            ctx.validity = _params.ticketValidityRounds;
+            _revertWith(_expiryError(creationRound, ctx));
+        }
         _revertWith(_blockHashError(ticket, IRoundsManager(roundsManager).blockHashForRound(creationRound)));
         bytes32 ticketHash = _ticketHash(ticket);
         _revertWith(_ticketError(ticket, ticketHash, sig, recipientRand));
         _revertWith(_pay(ticket, ticketHash, ctx));
-
-        uint256 faceValue = ticket.faceValue;
-        if (faceValue != 0) {
-            IBondingManager(bondingManager).updateOrchestratorWithFees(recipient, faceValue, creationRound);
-            IMinter(minter).depositETH{value: faceValue}();
-        }
+        IMinter(minter).depositETH{value: faceValue}();
     }
 
     /// @inheritdoc ITicketBroker
@@ -357,6 +378,28 @@ contract TicketBroker is ITicketBroker, Ownable, EIP712 {
         _params = Params({
             unlockPeriod: newUnlockPeriod.toUint64(), ticketValidityRounds: newTicketValidityRounds.toUint64()
         });
+    }
+
+    /// @dev A single redemption's checks in order with plain reads (the activity view, the RoundsManager's round),
+    /// then the payment: returns the first error, or "" once the ticket is paid and marked used. No fee credit.
+    function _redeemWithReads(Ticket calldata ticket, bytes calldata sig, uint256 recipientRand)
+        private
+        returns (bytes memory err)
+    {
+        address recipient = ticket.recipient;
+        if (!IBondingManager(bondingManager).isActiveOrchestrator(recipient)) {
+            return abi.encodeWithSelector(RecipientNotActive.selector, recipient);
+        }
+        Ctx memory ctx = _context();
+        uint256 creationRound = ticket.creationRound;
+        err = _expiryError(creationRound, ctx);
+        if (err.length == 0) {
+            err = _blockHashError(ticket, IRoundsManager(roundsManager).blockHashForRound(creationRound));
+        }
+        if (err.length != 0) return err;
+        bytes32 ticketHash = _ticketHash(ticket);
+        err = _ticketError(ticket, ticketHash, sig, recipientRand);
+        if (err.length == 0) err = _pay(ticket, ticketHash, ctx);
     }
 
     function _context() private view returns (Ctx memory ctx) {

@@ -275,8 +275,13 @@ interface IBondingManager {
     /// @notice Credits `fees` wei from tickets created in `round` to `orchestrator`, split by the fee share in force
     /// in `round`: the orchestrator's part to its own fees, the delegators' part to the pool of `round` (by that
     /// round's stake) and carried into every later pool. `round` ≤ current (`FeeRoundInFuture`) and ≥ current −
-    /// `maxFeeBackfillRounds` (`FeeRoundTooOld`). TicketBroker only (`OnlyTicketBroker`). Emits `FeesCredited`.
-    function updateOrchestratorWithFees(address orchestrator, uint256 fees, uint256 round) external;
+    /// `maxFeeBackfillRounds` (`FeeRoundTooOld`); `fees` < 2^128. TicketBroker only (`OnlyTicketBroker`), which sends
+    /// the ETH to the Minter. Returns the current round and whether `orchestrator` is active in it: a redemption
+    /// needs both and gets them from this one call (it reverts when the recipient is not active). Emits
+    /// `FeesCredited`.
+    function updateOrchestratorWithFees(address orchestrator, uint256 fees, uint256 round)
+        external
+        returns (uint256 currentRound, bool active);
 
     /// @notice Slashes `fraction` ppm (`InvalidFraction`) of `orchestrator`'s self-bond and of its unbonding locks;
     /// `finderFee` ppm of the penalty goes to `finder` (none when zero), the rest is burned. The orchestrator

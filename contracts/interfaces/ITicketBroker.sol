@@ -167,7 +167,11 @@ interface ITicketBroker {
     /// (`InsufficientFunds`) and the ticket stays unused. Then marks the ticket used, credits `faceValue` to the
     /// recipient's fees for the ticket's creation round (`IBondingManager.updateOrchestratorWithFees`) and sends the
     /// ETH to the Minter. Anyone may call it. Emits `WinningTicketRedeemed`.
-    /// @dev Reverts with the BondingManager's `CurrentRoundNotInitialized` before the current round is initialised.
+    /// @dev For gas, a non-zero face value is credited first: the same call answers the current round and the
+    /// recipient's activity (the checks above then run on its answer, and any failure reverts the credit with the
+    /// rest). When the credit refuses, the ticket's own error (in the order above, funds included) is reported first,
+    /// else the BondingManager's (`CurrentRoundNotInitialized` before the current round is initialised,
+    /// `FeeRoundTooOld` if its `maxFeeBackfillRounds` was lowered below `ticketValidityRounds`).
     /// @param ticket The ticket.
     /// @param sig The sender's 65-byte signature of `getTicketHash(ticket)`.
     /// @param recipientRand The recipient's secret behind `ticket.recipientRandHash`.

@@ -886,6 +886,58 @@ contract BondingManagerTest is Fixture {
         _creditFees(o1, 1 ether, oldest);
     }
 
+    /// @notice The credit answers the TicketBroker's redemption with the current round and the orchestrator's
+    /// activity in it (it saves the broker separate calls).
+    function test_updateOrchestratorWithFees_returnsCurrentRoundAndActivity() public {
+        _registerOrchestrator(o1, SELF_STAKE, 0, 500_000);
+        _nextRound();
+        _registerOrchestrator(o2, SELF_STAKE, 0, 500_000); // active from the next round only
+        uint256 r = _round();
+        vm.deal(broker, 2 ether);
+        vm.startPrank(broker);
+        minter.depositETH{value: 2 ether}();
+        (uint256 round, bool active) = bm.updateOrchestratorWithFees(o1, 1 ether, r);
+        assertEq(round, r, "round");
+        assertTrue(active, "o1 active");
+        (round, active) = bm.updateOrchestratorWithFees(o2, 1 ether, r);
+        assertEq(round, r, "round");
+        assertFalse(active, "o2 not active yet");
+        vm.stopPrank();
+    }
+
+    /// @notice Fees are below 2^128 (the broker pays them from 128-bit balances); the credit's arithmetic relies on it.
+    function test_updateOrchestratorWithFees_revertsWhenFeesExceed128Bits() public {
+        _registerOrchestrator(o1, SELF_STAKE, 0, 500_000);
+        _nextRound();
+        uint256 r = _round();
+        vm.expectRevert(
+            abi.encodeWithSelector(bytes4(keccak256("SafeCastOverflowedUintDowncast(uint8,uint256)")), 128, 2 ** 128)
+        );
+        vm.prank(broker);
+        bm.updateOrchestratorWithFees(o1, 2 ** 128, r);
+    }
+
+    /// @notice Fees credited after the orchestrator's reward in the same round are shared by the stake at the round's
+    /// start (the reward factor before the reward, kept in the orchestrator's record), exactly as before the reward.
+    function test_updateOrchestratorWithFees_afterRewardInSameRoundSplitsByStakeAtRoundStart() public {
+        _registerOrchestrator(o1, 1000 ether, 0, PPM);
+        _bond(d1, 3000 ether, o1);
+        _nextRound();
+        _creditFees(o1, 1 ether, _round()); // before the reward
+        _reward(o1);
+        _creditFees(o1, 1 ether, _round()); // after it
+        _creditFees(o1, 1 ether, _round()); // and again
+        assertApproxEqAbs(bm.pendingFees(d1), 2.25 ether, 10, "delegator: 3/4 of every credit");
+        assertApproxEqAbs(bm.pendingFees(o1), 0.75 ether, 10, "orchestrator: 1/4 of every credit");
+        // The next round's credits (no reward yet) follow the grown stake.
+        _nextRound();
+        uint256 d1Stake = bm.pendingStake(d1);
+        uint256 o1Stake = bm.pendingStake(o1);
+        uint256 before = bm.pendingFees(d1);
+        _creditFees(o1, 1 ether, _round());
+        assertApproxEqAbs(bm.pendingFees(d1) - before, 1 ether * d1Stake / (d1Stake + o1Stake), 10, "next round");
+    }
+
     function test_updateOrchestratorWithFees_backfilledFeesReachDelegatorsOfTicketRound() public {
         _registerOrchestrator(o1, 1000 ether, 0, PPM);
         _bond(d1, 1000 ether, o1);

@@ -380,10 +380,11 @@ contract TicketBrokerTest is TicketBrokerFixture {
         bytes32 h = tb.getTicketHash(t);
         uint256 feesBefore = bm.pendingFees(orch);
 
-        vm.expectEmit(address(tb));
-        emit ITicketBroker.WinningTicketRedeemed(sender, orch, h, 1 ether, _round(), 0);
+        // The fee credit comes first (it also answers the round and the recipient's activity), then the payment.
         vm.expectEmit(address(bm));
         emit IBondingManager.FeesCredited(orch, 1 ether, _round());
+        vm.expectEmit(address(tb));
+        emit ITicketBroker.WinningTicketRedeemed(sender, orch, h, 1 ether, _round(), 0);
         vm.expectEmit(address(minter));
         emit IMinter.ETHDeposited(address(tb), 1 ether);
         vm.expectCall(
@@ -718,6 +719,50 @@ contract TicketBrokerTest is TicketBrokerFixture {
         tb.redeemWinningTicket(t, sig, rand);
         rounds.initializeRound();
         tb.redeemWinningTicket(t, sig, rand);
+    }
+
+    /// @notice The fee credit comes first (it answers the round and the recipient's activity), but when it refuses,
+    /// the ticket's own error is reported as if the credit came last: the order of the checks is unchanged.
+    function test_redeem_reportsTheTicketsOwnErrorBeforeARefusedCredit() public {
+        _activateOrchestrators();
+        _fundDeposit(sender, 1 ether);
+        (ITicketBroker.Ticket memory t, uint256 rand) = _ticket(sender, orch, 1, ALWAYS);
+        bytes memory sig = _sign(sender2Key, t); // not the sender's key
+        vm.roll(rounds.nextRoundStartBlock()); // the credit refuses: CurrentRoundNotInitialized
+        vm.expectRevert(ITicketBroker.InvalidSignature.selector);
+        tb.redeemWinningTicket(t, sig, rand);
+        (t, sig, rand) = _signed(orch, 1);
+        _advanceRounds(TICKET_VALIDITY + 1);
+        vm.roll(rounds.nextRoundStartBlock());
+        vm.expectRevert(abi.encodeWithSelector(ITicketBroker.TicketExpired.selector, t.creationRound, _round()));
+        tb.redeemWinningTicket(t, sig, rand);
+        assertFalse(tb.usedTickets(tb.getTicketHash(t)), "unused");
+        assertEq(_deposit(sender), 1 ether, "deposit kept");
+    }
+
+    /// @notice A ticket valid for the broker in a round the BondingManager no longer credits (its owner lowered
+    /// `maxFeeBackfillRounds` below the ticket validity) reverts with the BondingManager's error and stays unused.
+    function test_redeem_revertsWithTheCreditsErrorWhenOnlyTheCreditRefuses() public {
+        _activateOrchestrators();
+        _fundDeposit(sender, 1 ether);
+        (ITicketBroker.Ticket memory t, bytes memory sig, uint256 rand) = _signed(orch, 1);
+        _advanceRounds(TICKET_VALIDITY);
+        bm.setMaxFeeBackfillRounds(TICKET_VALIDITY - 1);
+        vm.expectRevert(abi.encodeWithSelector(IBondingManager.FeeRoundTooOld.selector, t.creationRound, _round()));
+        tb.redeemWinningTicket(t, sig, rand);
+        assertFalse(tb.usedTickets(tb.getTicketHash(t)), "unused");
+        assertEq(_deposit(sender), 1 ether, "deposit kept");
+        assertEq(address(minter).balance, 0, "no ETH moved");
+    }
+
+    /// @notice A failed check after the credit reverts the credit too.
+    function test_redeem_failureAfterTheCreditLeavesNoFees() public {
+        _activateOrchestrators();
+        (ITicketBroker.Ticket memory t, bytes memory sig, uint256 rand) = _signed(orch, 1 ether); // nothing funded
+        uint256 feesBefore = bm.pendingFees(orch);
+        vm.expectRevert(abi.encodeWithSelector(ITicketBroker.InsufficientFunds.selector, 1 ether, 0));
+        tb.redeemWinningTicket(t, sig, rand);
+        assertEq(bm.pendingFees(orch), feesBefore, "no fees credited");
     }
 
     // ================================================================ batchRedeemWinningTickets

@@ -12,14 +12,14 @@ import {ITicketBroker} from "../../contracts/interfaces/ITicketBroker.sol";
 /// gasUsed): those are the figures to compare with the issue's targets (fundDepositAndReserve ≤ 90,000; redeem
 /// ≤ 110,000; batch of 10 ≤ 60,000 per ticket; reserve claim ≤ 160,000). The in-test figure logged (gasleft around
 /// the call) is the execution gas without `--isolate` (one transaction for the whole test: the set-up's slots are
-/// warm) and roughly the receipt plus the test's own call overhead (~5,500) with it. The ceilings hold in both modes
-/// and catch regressions only; the redemption ones sit above the targets because the BondingManager's fee credit
-/// (~30,000 of each redemption, not this contract's) is part of the figure.
+/// warm) and roughly the receipt plus the test's own call overhead (~5,500) with it. The ceilings hold in both modes:
+/// the targets plus that overhead (the single redemption's: 110,000 + 6,000; it was 135,000 before the fee credit
+/// started answering the round and the recipient's activity and kept the CRF of the reward round's start).
 contract TicketBrokerGasTest is TicketBrokerFixture {
     event log_named_uint(string key, uint256 val);
 
     uint256 internal constant FUND_CEILING = 90_000;
-    uint256 internal constant REDEEM_CEILING = 135_000;
+    uint256 internal constant REDEEM_CEILING = 116_000;
     uint256 internal constant BATCH10_CEILING = 600_000;
     uint256 internal constant RESERVE_CEILING = 165_000;
 
