@@ -176,7 +176,8 @@ export class BroadcasterNode {
             discontinuity: false,
           });
           await stream.drain();
-          return stream.records.at(-1);
+          const r = stream.records.at(-1);
+          return r && { ...r, fee: r.fee.toString(), hls: this.hlsUrl(seg.stream) };
         },
         logger: this.log,
       },

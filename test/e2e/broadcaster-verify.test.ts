@@ -593,6 +593,102 @@ describe('broadcaster verification against cheating orchestrators', () => {
   });
 });
 
+describe('redundancy', () => {
+  it('sends each segment to k orchestrators at once and keeps the first valid result', async () => {
+    const second = testAccount('second');
+    const calls = new Map<string, number>();
+    const counting = (name: string, delayMs: number): Cheat => ({
+      transcode: async (reply) => {
+        calls.set(name, (calls.get(name) ?? 0) + 1);
+        await new Promise((r) => setTimeout(r, delayMs));
+        return reply;
+      },
+    });
+    // The slow one answers last; the fast one's (also valid) result must be the one kept.
+    const slow = await serve(counting('slow', 400), { account: honestAccount });
+    const fast = await serve(counting('fast', 0), { account: second });
+    const candidates: OrchestratorCandidate[] = [slow, fast].map((o) => ({
+      address: undefined,
+      serviceUri: o.server.url,
+      stake: undefined,
+      services: [],
+      regions: [],
+      source: 'static',
+    }));
+    const jobs = new JobManager(
+      { redundancy: 2, refreshMs: 600_000 },
+      { sender: newSender(), signer: broadcaster, discover: async () => candidates },
+    );
+    try {
+      await jobs.start();
+      const seg = segment(0);
+      const outcome = await jobs.transcode({
+        streamId: STREAM,
+        seq: seg.seq,
+        duration: seg.duration,
+        bytes: seg.bytes,
+        profiles,
+      });
+      expect(outcome.orchestrator).toBe(second.address);
+      expect(calls.get('fast')).toBe(1);
+      expect(calls.get('slow')).toBe(1);
+    } finally {
+      await jobs.stop();
+    }
+  });
+
+  it('keeps the honest result when one of the k orchestrators cheats', async () => {
+    const cheater = await serve(
+      {
+        transcode: async (reply) => {
+          const ok = okOf(reply);
+          const first = ok.renditions[0];
+          if (first) first.data = new Uint8Array(first.data.length);
+          return reply;
+        },
+      },
+      { pricePerPixel: 1n },
+    );
+    const honest = await serve(
+      {
+        transcode: async (reply) => {
+          await new Promise((r) => setTimeout(r, 300));
+          return reply;
+        },
+      },
+      { account: honestAccount, pricePerPixel: 2n },
+    );
+    const candidates: OrchestratorCandidate[] = [cheater, honest].map((o) => ({
+      address: undefined,
+      serviceUri: o.server.url,
+      stake: undefined,
+      services: [],
+      regions: [],
+      source: 'static',
+    }));
+    const jobs = new JobManager(
+      { redundancy: 2, refreshMs: 600_000 },
+      { sender: newSender(), signer: broadcaster, discover: async () => candidates },
+    );
+    try {
+      await jobs.start();
+      const seg = segment(0);
+      const outcome = await jobs.transcode({
+        streamId: STREAM,
+        seq: seg.seq,
+        duration: seg.duration,
+        bytes: seg.bytes,
+        profiles,
+      });
+      // The cheater answered first, with renditions that do not match the receipt: the honest one is kept.
+      expect(outcome.orchestrator).toBe(honestAccount.address);
+      expect(jobs.selector.isSuspended(orchestrator.address)).toBe(true);
+    } finally {
+      await jobs.stop();
+    }
+  });
+});
+
 /** The fields of the honest receipt a cheat keeps when it seals its own. */
 function pick(h: ReturnType<typeof job>) {
   return { streamId: h.streamId, seq: h.seq, inputHash: h.inputHash };

@@ -17,7 +17,7 @@ import { exited, readHls } from './fixtures/hls-check.js';
 
 const fixture = fileURLToPath(new URL('./fixtures/node-process.ts', import.meta.url));
 const profiles = resolveProfiles('360p30,240p30');
-const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2 };
+const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
 const children: ChildProcess[] = [];
 
 interface Spawned {

@@ -4,7 +4,7 @@ import { streamflowContracts } from '../../src/chain/contracts.js';
 import { startTestPublisher } from '../../src/demo/demo.js';
 import { type Network, type OrchestratorSpec, startNetwork } from '../../src/demo/network.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
-import { tempDir, tools } from '../unit/media/fixtures.js';
+import { cut, makeSource, tempDir, tools } from '../unit/media/fixtures.js';
 import { exited, readHls } from './fixtures/hls-check.js';
 
 // The whole network on one machine: devnet, three orchestrators (one farming out to two remote transcoders),
@@ -14,9 +14,9 @@ import { exited, readHls } from './fixtures/hls-check.js';
 describe('the network end to end', () => {
   const tmp = tempDir('network');
   const profiles = resolveProfiles('480p30,360p30,240p30');
-  // A ticket worth 2e14 wei on average against a face value of ~2× the redemption cost (~3e14 wei at 1 gwei):
+  // A ticket worth 2e14 wei on average against a face value of 2.5× the redemption cost (~3.6e14 wei at 1 gwei):
   // most tickets win, so 30 s of stream cannot end without a winner (see src/demo/demo.ts for the rationale).
-  const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2 };
+  const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
   const orchestrators: OrchestratorSpec[] = [
     { name: 'amsterdam', pricePerPixel: 4_000_000n, regions: ['eu-west'], node: { pm } },
     { name: 'virginia', pricePerPixel: 3_000_000n, regions: ['us-east'], remoteTranscoders: 2, node: { pm } },
@@ -121,4 +121,30 @@ describe('the network end to end', () => {
     }
     expect(delegatorGain).toBeGreaterThan(0n);
   }, 180_000);
+
+  it('takes segments pushed over HTTP and a file, and answers each push with who transcoded it', async () => {
+    const src = makeSource(tmp.dir, 'push', { width: 640, height: 360, fps: 30, seconds: 6 });
+    const segments = cut(src);
+    for (const seg of segments) {
+      const res = await fetch(`${net.broadcaster.httpUrl}/live/pushed/${seg.seq}.ts`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'video/mp2t' },
+        body: seg.bytes,
+      });
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { seq: number; orchestrator?: string };
+      expect(body.seq).toBe(seg.seq);
+      expect(net.orchestrators.map((o) => o.node.address)).toContain(body.orchestrator);
+    }
+    const pushed = await readHls(net.broadcaster.hlsUrl('pushed'), profiles);
+    for (const v of pushed) {
+      expect(v.seqs, v.name).toEqual(segments.map((s) => s.seq));
+      expect(v.standIns, v.name).toEqual([]);
+      expect(v.bad, v.name).toEqual([]);
+    }
+
+    const file = await net.broadcaster.ingestFile('file', src);
+    expect(file.ingested).toBe(segments.length);
+    expect(file.transcoded).toBe(file.ingested);
+  }, 120_000);
 });
