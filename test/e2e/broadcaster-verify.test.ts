@@ -508,14 +508,7 @@ describe('broadcaster verification against cheating orchestrators', () => {
         { pricePerPixel: 1n },
       );
       const honest = await serve({}, { account: honestAccount, pricePerPixel: 2n });
-      const candidates: OrchestratorCandidate[] = [cheater, honest].map((o) => ({
-        address: undefined,
-        serviceUri: o.server.url,
-        stake: undefined,
-        services: [],
-        regions: [],
-        source: 'static',
-      }));
+      const candidates = staticCandidates(cheater, honest);
       // The manager's own account of each failure: what it logged, with the code it saw.
       const failures: { orchestrator?: string; code?: string }[] = [];
       const logger = pino(
@@ -593,6 +586,31 @@ describe('broadcaster verification against cheating orchestrators', () => {
   });
 });
 
+/** Static candidates for the given test orchestrators, as `--orchestrators URL,…` gives them. */
+function staticCandidates(...nodes: TestOrchestrator[]): OrchestratorCandidate[] {
+  return nodes.map((o) => ({
+    address: undefined,
+    serviceUri: o.server.url,
+    stake: undefined,
+    services: [],
+    regions: [],
+    source: 'static',
+  }));
+}
+
+/** Starts the manager and transcodes segment 0 through it. */
+async function firstSegment(jobs: JobManager) {
+  await jobs.start();
+  const seg = segment(0);
+  return jobs.transcode({
+    streamId: STREAM,
+    seq: seg.seq,
+    duration: seg.duration,
+    bytes: seg.bytes,
+    profiles,
+  });
+}
+
 describe('redundancy', () => {
   it('sends each segment to k orchestrators at once and keeps the first valid result', async () => {
     const second = testAccount('second');
@@ -607,28 +625,13 @@ describe('redundancy', () => {
     // The slow one answers last; the fast one's (also valid) result must be the one kept.
     const slow = await serve(counting('slow', 400), { account: honestAccount });
     const fast = await serve(counting('fast', 0), { account: second });
-    const candidates: OrchestratorCandidate[] = [slow, fast].map((o) => ({
-      address: undefined,
-      serviceUri: o.server.url,
-      stake: undefined,
-      services: [],
-      regions: [],
-      source: 'static',
-    }));
+    const candidates = staticCandidates(slow, fast);
     const jobs = new JobManager(
       { redundancy: 2, refreshMs: 600_000 },
       { sender: newSender(), signer: broadcaster, discover: async () => candidates },
     );
     try {
-      await jobs.start();
-      const seg = segment(0);
-      const outcome = await jobs.transcode({
-        streamId: STREAM,
-        seq: seg.seq,
-        duration: seg.duration,
-        bytes: seg.bytes,
-        profiles,
-      });
+      const outcome = await firstSegment(jobs);
       expect(outcome.orchestrator).toBe(second.address);
       expect(calls.get('fast')).toBe(1);
       expect(calls.get('slow')).toBe(1);
@@ -658,28 +661,13 @@ describe('redundancy', () => {
       },
       { account: honestAccount, pricePerPixel: 2n },
     );
-    const candidates: OrchestratorCandidate[] = [cheater, honest].map((o) => ({
-      address: undefined,
-      serviceUri: o.server.url,
-      stake: undefined,
-      services: [],
-      regions: [],
-      source: 'static',
-    }));
+    const candidates = staticCandidates(cheater, honest);
     const jobs = new JobManager(
       { redundancy: 2, refreshMs: 600_000 },
       { sender: newSender(), signer: broadcaster, discover: async () => candidates },
     );
     try {
-      await jobs.start();
-      const seg = segment(0);
-      const outcome = await jobs.transcode({
-        streamId: STREAM,
-        seq: seg.seq,
-        duration: seg.duration,
-        bytes: seg.bytes,
-        profiles,
-      });
+      const outcome = await firstSegment(jobs);
       // The cheater answered first, with renditions that do not match the receipt: the honest one is kept.
       expect(outcome.orchestrator).toBe(honestAccount.address);
       expect(jobs.selector.isSuspended(orchestrator.address)).toBe(true);
