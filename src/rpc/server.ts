@@ -76,6 +76,9 @@ export async function createRpcServer(
 
   const adapter = connectNodeAdapter({
     routes,
+    // Our large payloads are H.264 segments and renditions, which do not compress (gzip ratio 1.000): offering
+    // gzip to clients that ask for it (every gRPC client does) cost ~30 ms per segment round trip for nothing.
+    acceptCompression: [],
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     interceptors: [wireErrors],

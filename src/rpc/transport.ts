@@ -41,6 +41,8 @@ export function createRpcTransport(url: string, options: RpcTransportOptions = {
     readMaxBytes: maxMessageBytes,
     writeMaxBytes: maxMessageBytes,
     useBinaryFormat: true,
+    // Video does not compress; see createRpcServer.
+    acceptCompression: [],
   };
   return options.protocol === 'connect' ? createConnectTransport(common) : createGrpcTransport(common);
 }
