@@ -68,7 +68,10 @@ export function registerNodeCommands(program: Command): void {
     .option('--service-uri <uri>', 'URI written to the ServiceRegistry (default: the server URL)')
     .option('--services <list>', 'services offered', parseList, ['transcode/h264'])
     .option('--regions <list>', 'regions served', parseList, [])
-    .option('--bond <lpt>', 'LPT to bond to itself at start (e.g. 1000)')
+    .option(
+      '--bond <lpt>',
+      'self-bonded stake to reach at start, LPT (bonds only what is missing, e.g. 1000)',
+    )
     .option('--reward-cut <ppm>', 'reward cut, parts per million', parseBigInt)
     .option('--fee-share <ppm>', 'fee share to delegators, parts per million', parseBigInt)
     .option('--no-register', 'skip on-chain registration (already set up)')

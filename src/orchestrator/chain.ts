@@ -10,7 +10,10 @@ import type { OrchestratorState } from './state.js';
 
 /** What `streamflow orchestrator` may do on chain at start. */
 export interface RegistrationOptions {
-  /** LPT wei to bond to itself before registering (approve + bond); 0/undefined: bond nothing more. */
+  /**
+   * Self-bonded stake to reach, LPT wei: the missing amount is approved and bonded (nothing when the stake,
+   * rewards included, is already there). Undefined: bond nothing.
+   */
   bond?: bigint | undefined;
   /** Parts per million of rewards kept; with `feeShare`, (re-)registers with these cuts when they differ. */
   rewardCut?: bigint | undefined;
@@ -47,10 +50,16 @@ export async function ensureRegistered(
   const inRound = <T>(write: () => Promise<T>) => withInitializedRound(conn, c, write);
   let bonded = 0n;
   if (options.bond !== undefined && options.bond > 0n) {
-    await c.token.write.approve([manifest.contracts.BondingManager, options.bond]).then(wait('approve'));
-    await inRound(() => c.bondingManager.write.bond([options.bond as bigint, me]).then(wait('bond')));
-    bonded = options.bond;
-    log.info({ amount: options.bond.toString() }, 'bonded to self');
+    // A target, not an increment: a restart with the same flags must not bond again.
+    const d = await c.bondingManager.read.getDelegator([me]);
+    const self = d.delegate.toLowerCase() === me.toLowerCase() ? d.bondedAmount : 0n;
+    const missing = options.bond > self ? options.bond - self : 0n;
+    if (missing > 0n) {
+      await c.token.write.approve([manifest.contracts.BondingManager, missing]).then(wait('approve'));
+      await inRound(() => c.bondingManager.write.bond([missing, me]).then(wait('bond')));
+      bonded = missing;
+      log.info({ amount: missing.toString(), target: options.bond.toString() }, 'bonded to self');
+    }
   }
   const info = await c.bondingManager.read.getOrchestrator([me]);
   let registered = false;

@@ -74,6 +74,9 @@ export interface JobServiceDeps {
   metrics?: OrchestratorMetrics;
 }
 
+/** Broadcasters whose quoted price is remembered. */
+const MAX_QUOTES = 100_000;
+
 /** Codes a `Transcode` reply carries in `TranscodeReply.error` (with fresh params) rather than as an RPC error. */
 function replyCode(err: StreamflowError): string {
   if (err instanceof SegmentFormatError) return 'SegmentFormatDidntMatchJobInputParams';
@@ -112,7 +115,10 @@ export class JobService {
 
   /** Price for a broadcaster asking for `region` (empty: any). */
   priceFor(region: string): bigint {
-    return this.options.regionPrices[region] ?? this.options.pricePerPixel;
+    // Own properties only: a region named `constructor` or `__proto__` is a region, not a price.
+    return Object.hasOwn(this.options.regionPrices, region)
+      ? (this.options.regionPrices[region] as bigint)
+      : this.options.pricePerPixel;
   }
 
   service(): Partial<ServiceImpl<typeof Orchestrator>> {
@@ -162,7 +168,6 @@ export class JobService {
       );
     }
     const price = this.priceFor(req.region);
-    this.quoted.set(broadcaster.toLowerCase(), price);
     const params = await this.deps.recipient.ticketParams(broadcaster, ctx.signal);
     const challenge = bytesToHex(req.challenge);
     const signature = await signWireDigest(
@@ -178,6 +183,12 @@ export class JobService {
         broadcaster,
       }),
     );
+    // Remembered once the quote is signed: the price its Transcode calls will be charged.
+    const who = broadcaster.toLowerCase();
+    this.quoted.delete(who);
+    this.quoted.set(who, price);
+    // Bounded: the oldest quotes go first (a forgotten one falls back to the default price).
+    if (this.quoted.size > MAX_QUOTES) this.quoted.delete(this.quoted.keys().next().value as string);
     return create(OrchestratorInfoSchema, {
       address: addressToBytes(address),
       serviceUri: this.options.serviceUri,
@@ -245,7 +256,8 @@ export class JobService {
       // The fee is what was returned, read from the renditions' own bytes; a segment that came out larger than
       // expected leaves a debt the next one must cover, never a free surplus.
       const fee = renditionsFee(result.renditions, price);
-      const owed = fee + debt;
+      // Re-read: another segment of the session may have settled the debt while this one was transcoding.
+      const owed = fee + (this.debts.get(key) ?? 0n);
       const balance = recipient.ledger.balance(sender, session);
       const taken = owed <= balance ? owed : balance;
       recipient.ledger.debit(sender, session, taken);
