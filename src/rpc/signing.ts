@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { type Address, encodeAbiParameters, type Hex, keccak256, recoverMessageAddress } from 'viem';
+import { type Address, bytesToHex, encodeAbiParameters, type Hex, hashMessage, keccak256 } from 'viem';
+import { recoverSigner } from '../pm/ticket.js';
 import type { TicketParams } from '../pm/types.js';
 
 /**
@@ -150,9 +151,17 @@ export function signWireDigest(signer: DigestSigner, digest: Hex): Promise<Hex> 
   return signer.signMessage({ message: { raw: digest } });
 }
 
-/** The address that made `signature` over `digest`; compare it with the expected on-chain address. */
-export function recoverWireSigner(digest: Hex, signature: Hex | Uint8Array): Promise<Address> {
-  return recoverMessageAddress({ message: { raw: digest }, signature });
+/**
+ * The address that made `signature` over `digest`; compare it with the expected on-chain address. libsecp256k1
+ * (as for tickets: ~20× faster than pure JS, this runs for every segment), canonical 65-byte low-s signatures
+ * only, as viem and every Ethereum wallet make them.
+ * @throws Error for a malformed or non-canonical signature
+ */
+export async function recoverWireSigner(digest: Hex, signature: Hex | Uint8Array): Promise<Address> {
+  const sig = typeof signature === 'string' ? signature : bytesToHex(signature);
+  const signer = recoverSigner(hashMessage({ raw: digest }), sig);
+  if (!signer) throw new Error('not a canonical 65-byte signature');
+  return signer;
 }
 
 /**
