@@ -96,6 +96,10 @@ export async function startAnvil(
     String(options.accounts ?? 10),
     '--balance',
     String(options.balanceEth ?? 10_000),
+    // anvil otherwise spills old states to ~/.foundry/anvil/tmp (GBs per long run, removed only on a clean
+    // exit); nothing here reads state older than a few hundred blocks, so keep those in memory and none on disk.
+    '--prune-history',
+    '512',
   ];
   if (blockTime > 0) {
     args.push('--block-time', String(blockTime));

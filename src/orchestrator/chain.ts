@@ -3,7 +3,8 @@ import { regionCode, serviceId } from '../broadcaster/discovery.js';
 import type { SignerConnection } from '../chain/client.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import type { DeploymentManifest } from '../chain/manifest.js';
-import { type RoundClock, type RoundStatus, withInitializedRound } from '../chain/round-clock.js';
+import { RoundClock, type RoundStatus, withInitializedRound } from '../chain/round-clock.js';
+import { sleep } from '../node/abort.js';
 import { revertErrorName, waitForSuccess } from '../chain/tx.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import type { OrchestratorState } from './state.js';
@@ -69,6 +70,17 @@ export async function ensureRegistered(
       info.pendingRewardCut === options.rewardCut &&
       info.pendingFeeShare === options.feeShare;
     if (!same) {
+      // Cuts cannot change in the last part of a round (THREATS.md 11): wait for the next one rather than fail.
+      if (await c.roundsManager.read.currentRoundLocked()) {
+        log.info('the round is locked for cut changes; registering at the start of the next round');
+        const clock = new RoundClock({}, { conn, contracts: c });
+        const from = (await clock.read()).round;
+        for (;;) {
+          await sleep(500, deps.signal);
+          const st = await clock.read();
+          if (st.round > from && !st.locked) break;
+        }
+      }
       const cuts = [options.rewardCut, options.feeShare] as const;
       await inRound(() =>
         c.bondingManager.write.registerOrchestrator([...cuts]).then(wait('registerOrchestrator')),

@@ -79,7 +79,8 @@ export class Sender {
 
   private unsafe(code: UnsafeTicketParamsCode, message: string, details: Record<string, unknown>): never {
     this.deps.metrics?.paramsRefused.inc({ code });
-    this.log.warn({ code, ...details }, message);
+    // Params expire at every round boundary in normal operation; the caller fetches fresh ones.
+    this.log[code === 'TicketParamsExpiring' ? 'debug' : 'warn']({ code, ...details }, message);
     throw new UnsafeTicketParamsError(code, message, details);
   }
 

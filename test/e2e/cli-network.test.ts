@@ -1,0 +1,450 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Address, Hex } from 'viem';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { type ChainConnection, connectChain } from '../../src/chain/client.js';
+import { streamflowContracts } from '../../src/chain/contracts.js';
+import type { DeploymentManifest } from '../../src/chain/manifest.js';
+import { RoundClock, type RoundStatus } from '../../src/chain/round-clock.js';
+import type { DemoSummary } from '../../src/demo/demo.js';
+import { resolveProfiles } from '../../src/media/profiles.js';
+import { makeSource, tempDir, tools } from '../unit/media/fixtures.js';
+import { readHls } from './fixtures/hls-check.js';
+
+// The CLI as an operator uses it: `streamflow demo` as one process, and a network built from separate
+// `devnet`, `orchestrator`, `transcoder` and `broadcaster` processes. Every process must stop on SIGINT with
+// exit code 0, promptly, and take its anvil and ffmpeg children with it.
+
+const BIN = join(import.meta.dirname, '../../bin/streamflow.js');
+const ENV = { ...process.env, STREAMFLOW_LOG_LEVEL: 'warn' };
+
+/** pid → ppid of every process on the machine (Linux /proc). */
+function processTable(): Map<number, number> {
+  const table = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so split after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      table.set(Number(entry), ppid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return table;
+}
+
+function cmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * One `streamflow …` process: its stdout lines, the tail of its stderr, and every process it started while it
+ * ran (sampled from /proc, since children left behind are re-parented once it exits).
+ */
+class Cli {
+  readonly child: ChildProcess;
+  readonly lines: string[] = [];
+  stderr = '';
+  /** Descendants seen while it ran: pid → command line. */
+  readonly spawned = new Map<number, string>();
+  private readonly sampler: NodeJS.Timeout;
+  private readonly waiters = new Set<() => void>();
+  private readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(
+    readonly name: string,
+    args: string[],
+  ) {
+    this.child = spawn(process.execPath, [BIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.exit = new Promise((resolve) =>
+      this.child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      this.lines.push(line);
+      for (const w of this.waiters) w();
+    });
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.stderr = (this.stderr + d.toString()).slice(-20_000);
+    });
+    this.child.once('exit', () => {
+      for (const w of this.waiters) w();
+    });
+    this.sampler = setInterval(() => this.sample(), 200);
+    void this.exit.then(() => clearInterval(this.sampler));
+  }
+
+  get stdout(): string {
+    return this.lines.join('\n');
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Records the descendants alive right now. */
+  sample(): void {
+    const pid = this.child.pid;
+    if (pid === undefined || !this.running) return;
+    const children = new Map<number, number[]>();
+    for (const [p, pp] of processTable()) children.set(pp, [...(children.get(pp) ?? []), p]);
+    const todo = [...(children.get(pid) ?? [])];
+    while (todo.length > 0) {
+      const p = todo.pop() as number;
+      if (!this.spawned.has(p)) {
+        // A zombie (exited, not yet reaped) has an empty command line: nothing to leave behind.
+        const cmd = cmdline(p);
+        if (cmd) this.spawned.set(p, cmd);
+      }
+      todo.push(...(children.get(p) ?? []));
+    }
+  }
+
+  /** Resolves with the first match of `re` on a stdout line (already printed or to come). */
+  line(re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        for (const l of this.lines) {
+          const m = re.exec(l);
+          if (m) return done(() => resolve(m));
+        }
+        if (!this.running) {
+          done(() =>
+            reject(
+              new Error(`${this.name} exited (${this.child.exitCode}) before printing ${re}\n${this.stderr}`),
+            ),
+          );
+        }
+      };
+      const timer = setTimeout(
+        () =>
+          done(() => reject(new Error(`${this.name} printed no ${re} in ${timeoutMs} ms\n${this.stderr}`))),
+        timeoutMs,
+      );
+      const done = (f: () => void) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        f();
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Waits for the process to exit; SIGKILLs it and fails after `timeoutMs`. */
+  async exited(
+    timeoutMs: number,
+  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.child.kill('SIGKILL');
+        reject(new Error(`${this.name} did not exit within ${timeoutMs} ms\n${this.stderr}`));
+      }, timeoutMs);
+    });
+    try {
+      const r = await Promise.race([this.exit, timeout]);
+      return { ...r, ms: performance.now() - started };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends `signal` and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGINT', timeoutMs = 15_000) {
+    this.sample();
+    this.child.kill(signal);
+    return this.exited(timeoutMs);
+  }
+
+  /** Processes it started that are still alive (same pid and command line as when seen). */
+  leftovers(): string[] {
+    return [...this.spawned]
+      .filter(([pid, cmd]) => cmdline(pid) === cmd)
+      .map(([pid, cmd]) => `${pid} ${cmd}`);
+  }
+
+  /**
+   * Cleanup after a failed test: SIGINT, then SIGKILL if it hangs; then whatever it started that is still
+   * alive gets SIGTERM (anvil removes its on-disk state cache only when it exits gracefully), then SIGKILL.
+   */
+  async kill(): Promise<void> {
+    this.sample();
+    if (this.running) {
+      this.child.kill('SIGINT');
+      await this.exited(10_000).catch(() => undefined);
+    }
+    const signalLeftovers = (signal: NodeJS.Signals) => {
+      for (const [pid, cmd] of this.spawned) {
+        if (cmdline(pid) !== cmd) continue;
+        try {
+          process.kill(pid, signal);
+        } catch {
+          // already gone
+        }
+      }
+    };
+    if (this.leftovers().length === 0) return;
+    signalLeftovers('SIGTERM');
+    await new Promise((r) => setTimeout(r, 2_000));
+    signalLeftovers('SIGKILL');
+  }
+}
+
+const started: Cli[] = [];
+function cli(name: string, args: string[]): Cli {
+  const c = new Cli(name, args);
+  started.push(c);
+  return c;
+}
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((c) => c.kill()));
+}, 30_000);
+
+describe('streamflow demo', () => {
+  it('runs a whole network for --duration seconds and prints one JSON summary whose figures add up', async () => {
+    const demo = cli('demo', ['demo', '--duration', '45', '--json', '--http-port', '0']);
+    const { code } = await demo.exited(100_000);
+    expect(code, demo.stderr).toBe(0);
+
+    const summary = JSON.parse(demo.stdout) as DemoSummary;
+    const { segments, tickets } = summary;
+    // The demo stops its publisher and waits for the stream to end (every segment in flight settled) before it
+    // summarises: nothing is cut off, every ingested segment was transcoded (none went out as the source).
+    expect(segments.transcoded).toBeGreaterThanOrEqual(15);
+    expect(segments.sourceOnly).toBe(0);
+    expect(segments.transcoded).toBe(segments.ingested);
+    expect(summary.renditions).toBe(3 * segments.transcoded);
+    expect(tickets.sent).toBeGreaterThanOrEqual(1);
+    expect(tickets.redeemed).toBeGreaterThanOrEqual(1);
+    expect(tickets.redeemed).toBe(tickets.winning);
+    expect(BigInt(summary.wei.redeemed)).toBeGreaterThan(0n);
+
+    expect(summary.orchestrators).toHaveLength(3);
+    for (const o of summary.orchestrators) {
+      expect(o.segments).toBeTypeOf('number');
+      expect(o.weiEarned).toMatch(/^\d+$/);
+    }
+    expect(summary.orchestrators.reduce((n, o) => n + o.segments, 0)).toBe(segments.transcoded);
+    expect(summary.orchestrators.reduce((n, o) => n + BigInt(o.weiEarned), 0n)).toBe(
+      BigInt(summary.wei.redeemed),
+    );
+    expect(summary.hls.master).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/hls\/demo\/index\.m3u8$/);
+
+    // It did run anvil and ffmpeg, and none of them outlived it.
+    const commands = [...demo.spawned.values()];
+    expect(commands.some((c) => /anvil/.test(c))).toBe(true);
+    expect(commands.some((c) => /ffmpeg/.test(c))).toBe(true);
+    expect(demo.leftovers()).toEqual([]);
+  }, 120_000);
+});
+
+describe('a network of separate streamflow processes', () => {
+  const tmp = tempDir('cli-network');
+  afterAll(() => tmp.remove());
+  const profiles = resolveProfiles('240p30,144p30');
+
+  async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    });
+    const body = (await res.json()) as { result?: unknown; error?: { message: string } };
+    if (body.error) throw new Error(`${method}: ${body.error.message}`);
+    return body.result;
+  }
+
+  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const v = await f().catch(() => undefined);
+      if (v !== undefined) return v;
+      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
+  /** Mines to the next round with anvil_mine and waits until the devnet's round clock has initialised it. */
+  async function nextRound(rpcUrl: string, clock: RoundClock): Promise<RoundStatus> {
+    const before = await clock.read();
+    await rpc(rpcUrl, 'anvil_mine', [`0x${before.blocksLeft.toString(16)}`]);
+    return until('the next round to be initialised', async () => {
+      const s = await clock.read();
+      return s.round > before.round && s.initialized ? s : undefined;
+    });
+  }
+
+  /** Polls every rendition playlist of `master` until it ends, then reads it as a player would. */
+  async function endedHls(master: string) {
+    const base = master.slice(0, master.lastIndexOf('/') + 1);
+    await until(
+      `${master} to end`,
+      async () => {
+        for (const p of profiles) {
+          const res = await fetch(`${base}${p.name}/index.m3u8`);
+          if (!res.ok || !(await res.text()).includes('#EXT-X-ENDLIST')) return undefined;
+        }
+        return true;
+      },
+      60_000,
+    );
+    return readHls(master, profiles);
+  }
+
+  it('runs devnet, orchestrator, transcoder and broadcasters as separate processes, streams through them and stops each on SIGINT', async () => {
+    const input = makeSource(tmp.dir, 'input', { width: 640, height: 360, fps: 30, seconds: 10, ext: 'mp4' });
+    const manifestPath = join(tmp.dir, 'm.json');
+
+    // 1. The chain: one JSON line with the RPC URL, the manifest and the funded accounts' keys.
+    const devnet = cli('devnet', ['devnet', '--port', '0', '--manifest', manifestPath, '--json']);
+    const info = JSON.parse((await devnet.line(/^\{.*\}$/))[0]) as {
+      rpcUrl: string;
+      chainId: number;
+      manifest: DeploymentManifest;
+      accounts: Array<{ address: Address; privateKey: Hex }>;
+    };
+    expect(info.accounts.length).toBeGreaterThanOrEqual(4);
+    expect(JSON.parse(readFileSync(manifestPath, 'utf8'))).toEqual(info.manifest);
+    const keyFile = async (i: number) => {
+      const file = join(tmp.dir, `key-${i}`);
+      await writeFile(file, `${info.accounts[i]?.privateKey}\n`, { mode: 0o600 });
+      return file;
+    };
+    const conn: ChainConnection = await connectChain(info.rpcUrl);
+    const contracts = streamflowContracts(conn, info.manifest);
+    const clock = new RoundClock({}, { conn, contracts });
+
+    // 2. The orchestrator registers (bond, cuts, service URI). Registering reverts with CutsLocked in the last
+    //    blocks of a round (the round lock), so start it in a fresh round.
+    if ((await clock.read()).blocksLeft < 10n) await nextRound(info.rpcUrl, clock);
+    const orchestrator = cli('orchestrator', [
+      'orchestrator',
+      ...['--rpc', info.rpcUrl, '--manifest', manifestPath, '--key-file', await keyFile(1)],
+      ...['--data-dir', join(tmp.dir, 'orchestrator'), '--price', '2000000', '--port', '0'],
+      ...['--bond', '1000', '--reward-cut', '100000', '--fee-share', '500000'],
+      ...['--local-capacity', '0', '--transcoder-secret', 's'],
+    ]);
+    const [, orchAddress, orchUrl] = await orchestrator.line(
+      /^orchestrator (0x[0-9a-fA-F]{40}) serving (\S+);/,
+    );
+    expect(orchAddress).toBe(info.accounts[1]?.address);
+    expect(orchUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    // --port 0: the ServiceRegistry holds the URL it really serves on.
+    expect(await contracts.serviceRegistry.read.getServiceURI([orchAddress as Address])).toBe(orchUrl);
+
+    const transcoder = cli('transcoder', [
+      'transcoder',
+      '--orchestrator',
+      orchUrl as string,
+      '--secret',
+      's',
+    ]);
+    await transcoder.line(/^transcoder serving /);
+
+    const broadcasterArgs = async (i: number) => [
+      'broadcaster',
+      ...['--rpc', info.rpcUrl, '--manifest', manifestPath, '--key-file', await keyFile(i)],
+      ...['--http-port', '0', '--rtmp-port', '0', '--deposit', '1', '--reserve', '1'],
+      ...['--profiles', profiles.map((p) => p.name).join(',')],
+    ];
+
+    // 3. A broadcaster started while the orchestrator is bonded but not yet active finds nobody on chain; it
+    //    must pick the orchestrator up once it is active, without a restart.
+    expect(await contracts.bondingManager.read.isActiveOrchestrator([orchAddress as Address])).toBe(false);
+    const early = cli('early broadcaster', await broadcasterArgs(3));
+    const [, earlyRtmp] = await early.line(/^ {2}publish: +(rtmp:\/\/\S+)\/<stream>/);
+    const [, earlyHttp] = await early.line(/^ {2}status: +(http:\/\/\S+)\/status$/);
+    const earlyStatus = (await (await fetch(`${earlyHttp}/status`)).json()) as { orchestrators: unknown[] };
+    expect(earlyStatus.orchestrators).toEqual([]);
+
+    // 4. The next round: the orchestrator is active.
+    await nextRound(info.rpcUrl, clock);
+    await until('the orchestrator to be active', async () =>
+      (await contracts.bondingManager.read.isActiveOrchestrator([orchAddress as Address])) ? true : undefined,
+    );
+
+    // 5. A broadcaster ingesting a 10 s file, and the early one fed the same file over RTMP, at once.
+    const broadcaster = cli('broadcaster', [...(await broadcasterArgs(2)), '--input', input]);
+    const [, fileHls] = await broadcaster.line(/^ {2}file: +(http:\/\/\S+)$/);
+    const [, statusUrl] = await broadcaster.line(/^ {2}status: +(http:\/\/\S+)$/);
+    const publisher = spawn(
+      tools.ffmpeg,
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-i',
+        input,
+        '-c',
+        'copy',
+        '-f',
+        'flv',
+        `${earlyRtmp}/late`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let publisherErr = '';
+    publisher.stderr?.on('data', (d: Buffer) => (publisherErr += d.toString()));
+    const publisherExit = new Promise<number | null>((resolve) => publisher.once('exit', (c) => resolve(c)));
+
+    try {
+      // Every segment of the 10 s file, in every rendition, transcoded (no source stand-ins), at its size.
+      const views = await endedHls(fileHls as string);
+      for (const v of views)
+        expect(v, v.name).toEqual({ name: v.name, seqs: [0, 1, 2, 3, 4], standIns: [], bad: [] });
+      const status = (await (await fetch(statusUrl as string)).json()) as {
+        streams: Array<{
+          id: string;
+          transcoded: number;
+          sourceOnly: number;
+          byOrchestrator: Record<string, number>;
+        }>;
+      };
+      expect(status.streams.find((s) => s.id === 'file')).toMatchObject({
+        transcoded: 5,
+        sourceOnly: 0,
+        byOrchestrator: { [(orchAddress as string).toLowerCase()]: 5 },
+      });
+
+      expect(await publisherExit, publisherErr).toBe(0);
+      const late = await endedHls(`${earlyHttp}/hls/late/index.m3u8`);
+      for (const v of late) {
+        expect(v.seqs.length, v.name).toBeGreaterThanOrEqual(4);
+        expect(v.seqs, v.name).toEqual(v.seqs.map((_, i) => i));
+        expect({ name: v.name, standIns: v.standIns, bad: v.bad }).toEqual({
+          name: v.name,
+          standIns: [],
+          bad: [],
+        });
+      }
+    } finally {
+      if (publisher.exitCode === null) publisher.kill('SIGKILL');
+    }
+
+    // 6. Ctrl-C each, front to back: exit code 0, promptly, nothing left running.
+    for (const p of [broadcaster, early, transcoder, orchestrator, devnet]) {
+      const r = await p.stop('SIGINT');
+      expect({ name: p.name, code: r.code, signal: r.signal }, p.stderr).toEqual({
+        name: p.name,
+        code: 0,
+        signal: null,
+      });
+      expect(r.ms, `${p.name} took ${Math.round(r.ms)} ms to stop`).toBeLessThan(10_000);
+      expect(p.leftovers(), p.name).toEqual([]);
+    }
+    expect([...devnet.spawned.values()].some((c) => /anvil/.test(c))).toBe(true);
+    await expect(connectChain(info.rpcUrl)).rejects.toMatchObject({ code: 'CHAIN_UNREACHABLE' });
+  }, 180_000);
+});
