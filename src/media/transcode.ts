@@ -68,8 +68,17 @@ export interface SegmentTranscoder {
   transcode(
     segment: Uint8Array,
     profiles: readonly Profile[],
-    opts?: { signal?: AbortSignal | undefined },
+    opts?: TranscodeCallOptions,
   ): Promise<TranscodeResult>;
+}
+
+export interface TranscodeCallOptions {
+  signal?: AbortSignal | undefined;
+  /**
+   * The caller's `validateSegment` result for `segment`, under the same limits: the segment is not read a second
+   * time (a pass over a megabyte per segment on the orchestrator's hot path).
+   */
+  analysis?: TsAnalysis | undefined;
 }
 
 export interface LocalTranscoderDeps {
@@ -104,7 +113,7 @@ export class LocalTranscoder implements SegmentTranscoder {
   async transcode(
     segment: Uint8Array,
     profiles: readonly Profile[],
-    opts: { signal?: AbortSignal | undefined } = {},
+    opts: TranscodeCallOptions = {},
   ): Promise<TranscodeResult> {
     const metrics = this.deps.metrics;
     const started = performance.now();
@@ -125,12 +134,12 @@ export class LocalTranscoder implements SegmentTranscoder {
   private async run(
     segment: Uint8Array,
     profiles: readonly Profile[],
-    opts: { signal?: AbortSignal | undefined },
+    opts: TranscodeCallOptions,
     started: number,
   ): Promise<TranscodeResult> {
     opts.signal?.throwIfAborted();
     if (profiles.length === 0) throw new RangeError('transcode needs at least one profile');
-    const analysis = validateSegment(segment, this.options.limits);
+    const analysis = opts.analysis ?? validateSegment(segment, this.options.limits);
     const probeMs = performance.now() - started;
     const source = segmentFacts(analysis);
     const audio = analysis.audio === undefined ? 'none' : analysis.audio.codec === 'aac' ? 'copy' : 'aac';

@@ -4,8 +4,8 @@ import type { SignerConnection } from '../chain/client.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import type { DeploymentManifest } from '../chain/manifest.js';
 import { RoundClock, type RoundStatus, withInitializedRound } from '../chain/round-clock.js';
-import { sleep } from '../node/abort.js';
 import { revertErrorName, waitForSuccess } from '../chain/tx.js';
+import { sleep } from '../node/abort.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import type { OrchestratorState } from './state.js';
 

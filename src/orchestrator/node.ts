@@ -166,6 +166,7 @@ export class OrchestratorNode {
         recipient: this.engine.recipient,
         transcoder: this.pool,
         capacityLeft: () => this.pool.freeCapacity(),
+        ...(this.pool.options.local.limits ? { segmentLimits: this.pool.options.local.limits } : {}),
         challenges: new ChallengeGuard({}, {}),
         state: this.state,
         logger,

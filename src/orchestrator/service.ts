@@ -2,7 +2,8 @@ import { create } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { type Address, bytesToHex, type Hex } from 'viem';
 import { SegmentFormatError } from '../media/errors.js';
-import { defaultSegmentLimits } from '../media/options.js';
+import type { TsAnalysis } from '../media/mpegts.js';
+import { defaultSegmentLimits, type SegmentLimits } from '../media/options.js';
 import { type Profile, validateProfiles } from '../media/profiles.js';
 import { type SegmentTranscoder, segmentFacts, validateSegment } from '../media/transcode.js';
 import { StreamflowError } from '../node/errors.js';
@@ -66,6 +67,8 @@ export interface JobServiceDeps {
   signer: DigestSigner;
   recipient: Pick<Recipient, 'ticketParams' | 'receivePayment' | 'ledger'>;
   transcoder: SegmentTranscoder;
+  /** Limits segments are checked against before any work; the transcoder's own, so it need not check again. */
+  segmentLimits?: SegmentLimits;
   /** Segments the transcoder pool could take now. */
   capacityLeft: () => number;
   challenges: ChallengeChecker;
@@ -235,13 +238,14 @@ export class JobService {
         if (paid.accepted === 0 && refused) return this.refuse(refused, params, md.seq);
       }
 
-      let duration: number;
+      let analysis: TsAnalysis;
       try {
-        duration = segmentFacts(validateSegment(req.segment, defaultSegmentLimits)).duration;
+        analysis = validateSegment(req.segment, this.deps.segmentLimits ?? defaultSegmentLimits);
       } catch (err) {
         if (err instanceof SegmentFormatError) return this.refuse(err, params, md.seq);
         throw err;
       }
+      const duration = segmentFacts(analysis).duration;
       const price = this.quoted.get(sender) ?? this.options.pricePerPixel;
       const debt = this.debts.get(key) ?? 0n;
       recipient.ledger.require(
@@ -251,7 +255,10 @@ export class JobService {
       );
       params ??= await recipient.ticketParams(payment.sender, ctx.signal).catch(() => undefined);
 
-      const result = await this.deps.transcoder.transcode(req.segment, profiles, { signal: ctx.signal });
+      const result = await this.deps.transcoder.transcode(req.segment, profiles, {
+        signal: ctx.signal,
+        analysis,
+      });
 
       // The fee is what was returned, read from the renditions' own bytes; a segment that came out larger than
       // expected leaves a debt the next one must cover, never a free surplus.

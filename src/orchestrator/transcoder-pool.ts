@@ -3,6 +3,7 @@ import { create } from '@bufbuild/protobuf';
 import type { ConnectRouter, HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { SegmentFormatError } from '../media/errors.js';
 import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
+import type { TsAnalysis } from '../media/mpegts.js';
 import { defaultSegmentLimits } from '../media/options.js';
 import type { Profile } from '../media/profiles.js';
 import {
@@ -12,6 +13,7 @@ import {
   type SegmentFacts,
   type SegmentTranscoder,
   segmentFacts,
+  type TranscodeCallOptions,
   type TranscodeResult,
   validateSegment,
 } from '../media/transcode.js';
@@ -74,6 +76,8 @@ interface Task {
   segment: Uint8Array;
   profiles: readonly Profile[];
   source: SegmentFacts;
+  /** The segment's validated analysis: the local member does not read it again. */
+  analysis: TsAnalysis;
   attempt: number;
   started: number;
   /** Aborted once the task settles: stops local work nobody waits for any more. */
@@ -102,10 +106,12 @@ class LocalMember implements Member {
   ) {}
 
   start(task: Task): void {
-    this.transcoder.transcode(task.segment, task.profiles, { signal: task.signal }).then(
-      (result) => task.settle(undefined, { ...result, transcoder: this.id, attempts: task.attempt }),
-      (err: unknown) => task.settle(err),
-    );
+    this.transcoder
+      .transcode(task.segment, task.profiles, { signal: task.signal, analysis: task.analysis })
+      .then(
+        (result) => task.settle(undefined, { ...result, transcoder: this.id, attempts: task.attempt }),
+        (err: unknown) => task.settle(err),
+      );
   }
 }
 
@@ -219,6 +225,11 @@ export class TranscoderPool implements SegmentTranscoder {
     return this.members.reduce((sum, m) => sum + Math.max(0, m.capacity - m.load), 0);
   }
 
+  /** The structural checks under the pool's limits; pass the result as `analysis` to `transcode`. */
+  validate(segment: Uint8Array): TsAnalysis {
+    return validateSegment(segment, this.options.local.limits ?? defaultSegmentLimits);
+  }
+
   /** Mounts the Transcoder service: `createRpcServer(opts, (router) => pool.registerRoutes(router))`. */
   registerRoutes(router: ConnectRouter): void {
     router.service(Transcoder, this.service());
@@ -240,13 +251,14 @@ export class TranscoderPool implements SegmentTranscoder {
   async transcode(
     segment: Uint8Array,
     profiles: readonly Profile[],
-    opts: { signal?: AbortSignal | undefined } = {},
+    opts: TranscodeCallOptions = {},
   ): Promise<PoolTranscodeResult> {
     const signal = opts.signal;
     signal?.throwIfAborted();
     if (profiles.length === 0) throw new RangeError('transcode needs at least one profile');
     // Checked here once so a bad segment is refused before any member spends a slot on it.
-    const source = segmentFacts(validateSegment(segment, this.options.local.limits ?? defaultSegmentLimits));
+    const analysis = opts.analysis ?? this.validate(segment);
+    const source = segmentFacts(analysis);
     const tried = new Set<Member>();
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.options.maxAttempts; attempt++) {
@@ -261,7 +273,7 @@ export class TranscoderPool implements SegmentTranscoder {
       }
       tried.add(member);
       try {
-        return await this.dispatch(member, { segment, profiles, source, attempt }, signal);
+        return await this.dispatch(member, { segment, profiles, source, analysis, attempt }, signal);
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         const retry = isRetryable(err) && !this.shutdown.signal.aborted;
@@ -302,7 +314,7 @@ export class TranscoderPool implements SegmentTranscoder {
 
   private dispatch(
     member: Member,
-    job: Pick<Task, 'segment' | 'profiles' | 'source' | 'attempt'>,
+    job: Pick<Task, 'segment' | 'profiles' | 'source' | 'analysis' | 'attempt'>,
     signal: AbortSignal | undefined,
   ): Promise<PoolTranscodeResult> {
     const id = randomUUID();
