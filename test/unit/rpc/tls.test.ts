@@ -228,6 +228,17 @@ describe('loadTlsFiles', () => {
     expect(mismatched.details).toEqual({ certPath: cert, keyPath: other });
   });
 
+  it('says a path that exists but cannot be read as a file is unreadable', async () => {
+    const made = await loadOrCreateTlsCertificate(tempDir());
+    const dir = tempDir();
+    writeFileSync(join(dir, 'cert.pem'), made.cert);
+    // A directory where the key should be: unreadable as a file for every user, root included (root ignores
+    // file modes, so a chmod 000 file would not do).
+    mkdirSync(join(dir, 'key.pem'));
+    const err = await tlsError(loadTlsFiles(join(dir, 'cert.pem'), join(dir, 'key.pem')));
+    expect(err.code).toBe('TlsFileUnreadable');
+  });
+
   it.skipIf(process.platform === 'win32' || process.getuid?.() === 0)(
     'says a file without read permission is unreadable',
     async () => {
