@@ -85,6 +85,11 @@ export function registerNodeCommands(program: Command): void {
       '--transcoder-secret <s>',
       'secret remote transcoders register with (or STREAMFLOW_TRANSCODER_SECRET)',
     )
+    .option(
+      '--metrics-port <port>',
+      'serve GET /metrics (Prometheus) and GET /status (JSON) on this port',
+      parseNonNegativeInt,
+    )
     .action(async (opts) => {
       const logger = createLogger();
       const signal = shutdownSignal();
@@ -117,6 +122,7 @@ export function registerNodeCommands(program: Command): void {
                   ...(opts.rewardCut !== undefined ? { rewardCut: opts.rewardCut } : {}),
                   ...(opts.feeShare !== undefined ? { feeShare: opts.feeShare } : {}),
                 },
+          ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
           pool: {
             localCapacity: opts.localCapacity,
             secret: opts.transcoderSecret ?? process.env.STREAMFLOW_TRANSCODER_SECRET,
@@ -126,6 +132,7 @@ export function registerNodeCommands(program: Command): void {
       );
       await node.start(signal);
       out(`orchestrator ${node.address} serving ${node.url}; Ctrl-C to stop`);
+      if (node.statusUrl) out(`  status:  ${node.statusUrl}/status   metrics: ${node.statusUrl}/metrics`);
       await untilAborted(signal);
       await node.stop();
     });

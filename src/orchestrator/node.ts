@@ -1,4 +1,6 @@
 import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Address } from 'viem';
@@ -64,6 +66,11 @@ export interface OrchestratorNodeOptions {
   reward?: boolean;
   /** How often the round is read, ms. @default 1_000 */
   roundPollMs?: number;
+  /**
+   * Port of a small HTTP server on `host` with `GET /metrics` (Prometheus) and `GET /status` (JSON: stats, pool
+   * members); 0 picks a free one. Undefined: no such server.
+   */
+  metricsPort?: number;
 }
 
 export interface OrchestratorNodeDeps {
@@ -115,6 +122,7 @@ export class OrchestratorNode {
   private readonly log: Logger;
   private readonly reward: RewardService | undefined;
   private server: RpcServer | undefined;
+  private http: Server | undefined;
   private status: 'idle' | 'starting' | 'started' | 'stopping' | 'stopped' = 'idle';
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -241,6 +249,7 @@ export class OrchestratorNode {
         },
       );
     }
+    if (o.metricsPort !== undefined) await this.serveStatus(o.host ?? '127.0.0.1', o.metricsPort);
     this.clock.start();
     this.reward?.start();
     this.status = 'started';
@@ -284,6 +293,42 @@ export class OrchestratorNode {
     if (restored > 0) this.log.info({ sessions: restored }, 'sessions restored');
   }
 
+  /** URL of the metrics/status server (`metricsPort`), if any. */
+  get statusUrl(): string | undefined {
+    const a = this.http?.address() as AddressInfo | null | undefined;
+    if (!a) return undefined;
+    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  private async serveStatus(host: string, port: number): Promise<void> {
+    const server = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+      if (req.method !== 'GET') {
+        res.writeHead(405, { Allow: 'GET' }).end();
+      } else if (path === '/metrics') {
+        this.registry
+          .metrics()
+          .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
+          .catch(() => res.writeHead(500).end());
+      } else if (path === '/status') {
+        const body = { ...this.stats(), pool: this.pool.memberInfo(), round: this.clock.status?.round };
+        res
+          .writeHead(200, { 'Content-Type': 'application/json' })
+          .end(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+      } else {
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /status\n');
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.http = server;
+  }
+
   /** Re-reads the round and gas data now (after moving the chain on in tests and the demo). */
   async syncChain(): Promise<void> {
     await this.engine.recipient.refreshChain();
@@ -323,6 +368,11 @@ export class OrchestratorNode {
       await this.clock.stop();
       this.pool.close();
       await this.server?.close();
+      const http = this.http;
+      if (http) {
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      }
       await this.engine.stop();
       this.state.close();
       this.status = 'stopped';

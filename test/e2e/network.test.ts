@@ -18,7 +18,7 @@ describe('the network end to end', () => {
   // most tickets win, so 30 s of stream cannot end without a winner (see src/demo/demo.ts for the rationale).
   const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
   const orchestrators: OrchestratorSpec[] = [
-    { name: 'amsterdam', pricePerPixel: 4_000_000n, regions: ['eu-west'], node: { pm } },
+    { name: 'amsterdam', pricePerPixel: 4_000_000n, regions: ['eu-west'], node: { pm, metricsPort: 0 } },
     { name: 'virginia', pricePerPixel: 3_000_000n, regions: ['us-east'], remoteTranscoders: 2, node: { pm } },
     { name: 'frankfurt', pricePerPixel: 5_000_000n, regions: ['eu-west'], node: { pm } },
   ];
@@ -120,6 +120,14 @@ describe('the network end to end', () => {
       delegatorGain += gain;
     }
     expect(delegatorGain).toBeGreaterThan(0n);
+
+    // What an operator watches: the node's own status and metrics agree with what happened.
+    const amsterdam = net.orchestrators.find((x) => x.spec.name === 'amsterdam')?.node;
+    const status = (await (await fetch(`${amsterdam?.statusUrl}/status`)).json()) as { segments: number };
+    expect(status.segments).toBe(amsterdam?.stats().segments);
+    const metrics = await (await fetch(`${amsterdam?.statusUrl}/metrics`)).text();
+    expect(metrics).toContain('streamflow_orchestrator_segments_total');
+    expect(metrics).toContain('streamflow_pool_dispatches_total');
   }, 180_000);
 
   it('takes segments pushed over HTTP and a file, and answers each push with who transcoded it', async () => {
