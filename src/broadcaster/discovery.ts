@@ -1,7 +1,8 @@
-import { type Address, type Hex, keccak256, toHex, zeroAddress } from 'viem';
+import { type Address, type Hex, keccak256, toHex } from 'viem';
 import type { ChainConnection } from '../chain/client.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import type { DeploymentManifest } from '../chain/manifest.js';
+import { orchestratorPool } from '../chain/orchestrators.js';
 import { redactUrl } from '../node/errors.js';
 import { DiscoveryError } from './errors.js';
 import { type DiscoveryOptions, defaultDiscoveryOptions } from './options.js';
@@ -117,16 +118,7 @@ export async function discoverOrchestrators(
   const bm = c.bondingManager.read;
   const sr = c.serviceRegistry.read;
 
-  // The pool is a linked list: each step depends on the previous, so the walk itself is sequential. The
-  // size read bounds it, so a list that changes under us cannot loop forever.
-  const size = await bm.getOrchestratorPoolSize();
-  const pool: Address[] = [];
-  let next = await bm.getFirstOrchestratorInPool();
-  while (next !== zeroAddress && BigInt(pool.length) < size) {
-    signal?.throwIfAborted();
-    pool.push(next);
-    next = await bm.getNextOrchestratorInPool([next]);
-  }
+  const pool = await orchestratorPool(deps.conn, deps.manifest, signal);
 
   const found = await mapLimit(pool, opts.concurrency, signal, async (address) => {
     // Cheap checks first: most of a large pool fails the stake floor or the service before the arrays are read.

@@ -9,6 +9,7 @@ import { type DeployParameters, deployStreamflow } from '../chain/deploy.js';
 import { startDevnet } from '../chain/devnet.js';
 import { ChainError } from '../chain/errors.js';
 import { readManifest, writeManifest } from '../chain/manifest.js';
+import { listOrchestrators } from '../chain/orchestrators.js';
 import { RoundClock } from '../chain/round-clock.js';
 import { redactUrl } from '../node/errors.js';
 import { createLogger } from '../node/logger.js';
@@ -168,6 +169,37 @@ export function registerChainCommands(program: Command): void {
         out(`manifest: ${path}`);
       },
     );
+
+  program
+    .command('orchestrators')
+    .description('list the orchestrator pool: active or not, stake, cuts, service URI, services and regions')
+    .requiredOption('--rpc <url>', 'JSON-RPC URL of the chain')
+    .requiredOption('--manifest <file>', 'deployment manifest')
+    .option('--json', 'print JSON')
+    .action(async (opts: { rpc: string; manifest: string; json?: boolean }) => {
+      const conn = await connectChain(opts.rpc);
+      const manifest = await readManifest(opts.manifest);
+      const list = await listOrchestrators(conn, manifest);
+      if (opts.json) {
+        out(JSON.stringify(list, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+        return;
+      }
+      if (list.length === 0) out('no orchestrators in the pool');
+      for (const o of list) {
+        const pct = (ppm: bigint) => `${Number(ppm) / 10_000}%`;
+        out(
+          `${o.address}  ${o.active ? 'active  ' : 'inactive'}  ${formatEther(o.totalStake)} LPT  ` +
+            `rewardCut ${pct(o.rewardCut)}  feeShare ${pct(o.feeShare)}` +
+            (o.pendingCuts
+              ? ` (from round ${o.pendingCuts.fromRound}: ${pct(o.pendingCuts.rewardCut)} / ${pct(o.pendingCuts.feeShare)})`
+              : ''),
+        );
+        out(
+          `    ${o.serviceUri || '(no service URI)'}  services: ${o.services.join(', ') || '-'}  ` +
+            `regions: ${o.regions.join(', ') || '-'}  last reward: round ${o.lastRewardRound}`,
+        );
+      }
+    });
 
   program
     .command('round')

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -373,6 +373,21 @@ describe('a network of separate streamflow processes', () => {
     await until('the orchestrator to be active', async () =>
       (await contracts.bondingManager.read.isActiveOrchestrator([orchAddress as Address])) ? true : undefined,
     );
+    // What an operator or delegator sees of it with `streamflow orchestrators`.
+    const listing = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [BIN, 'orchestrators', '--rpc', info.rpcUrl, '--manifest', manifestPath, '--json'],
+        {
+          encoding: 'utf8',
+        },
+      ),
+    ) as { address: string; active: boolean; totalStake: string; services: string[] }[];
+    expect(listing).toEqual([
+      expect.objectContaining({ address: orchAddress, active: true, services: ['transcode/h264'] }),
+    ]);
+    // Its bond, plus the round's reward if its reward service was quicker than this listing.
+    expect(BigInt(listing[0]?.totalStake ?? 0)).toBeGreaterThanOrEqual(10n ** 21n);
 
     // 5. A broadcaster ingesting a 10 s file, and the early one fed the same file over RTMP, at once.
     const broadcaster = cli('broadcaster', [...(await broadcasterArgs(2)), '--input', input]);
