@@ -249,6 +249,57 @@ describe('streamflow demo', () => {
   }, 120_000);
 });
 
+describe('streamflow demo until Ctrl-C (npm start)', () => {
+  it('prints an HLS URL a player can open, and stops everything cleanly on SIGINT', async () => {
+    const demo = cli('demo', ['demo', '--http-port', '0']);
+    const [, master] = await demo.line(/^watch: (http:\/\/\S+)$/);
+    // A player's view: ffprobe opens the master playlist over HTTP, picks a variant and decodes its video.
+    const probe = await until(
+      'the live stream to be playable',
+      async () => {
+        try {
+          const out = execFileSync(
+            tools.ffprobe,
+            [
+              '-v',
+              'error',
+              '-show_entries',
+              'stream=codec_type,width,height',
+              '-of',
+              'json',
+              master as string,
+            ],
+            { encoding: 'utf8', timeout: 20_000 },
+          );
+          const streams = (JSON.parse(out) as { streams: { codec_type: string; width?: number }[] }).streams;
+          return streams.some((x) => x.codec_type === 'video' && (x.width ?? 0) > 0) ? streams : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      60_000,
+    );
+    expect(probe.some((x) => x.codec_type === 'audio')).toBe(true);
+
+    const { code, ms } = await demo.stop('SIGINT', 40_000);
+    expect(code, demo.stderr).toBe(0);
+    expect(ms).toBeLessThan(40_000);
+    expect(demo.stdout).toMatch(/^done: \d+\/\d+ segments transcoded/m);
+    expect(demo.leftovers()).toEqual([]);
+  }, 120_000);
+});
+
+/** Polls `f` until it gives a value (a rejection counts as none yet). */
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 describe('a network of separate streamflow processes', () => {
   const tmp = tempDir('cli-network');
   afterAll(() => tmp.remove());
@@ -263,16 +314,6 @@ describe('a network of separate streamflow processes', () => {
     const body = (await res.json()) as { result?: unknown; error?: { message: string } };
     if (body.error) throw new Error(`${method}: ${body.error.message}`);
     return body.result;
-  }
-
-  async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const v = await f().catch(() => undefined);
-      if (v !== undefined) return v;
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
   }
 
   /** Mines to the next round with anvil_mine and waits until the devnet's round clock has initialised it. */
