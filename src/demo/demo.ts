@@ -186,8 +186,15 @@ export async function runDemo(
     publisher.kill('SIGINT');
     await waitExit(publisher, 5_000);
     await b.waitForEnd('demo');
-    // Winning tickets of the last seconds are still queued: give the queues one pass so the summary shows them.
-    await Promise.all(net.orchestrators.map((o) => o.node.engine.queue.processOnce().catch(() => undefined)));
+    // Winning tickets of the last seconds may still be queued (or waiting out a retry at a round boundary): let
+    // the queues cash them, for up to 20 s, so the summary shows what the run earned.
+    const settleBy = performance.now() + 20_000;
+    while (performance.now() < settleBy) {
+      const pending = net.orchestrators.reduce((n, o) => n + o.node.stats().tickets.pending, 0);
+      if (pending === 0) break;
+      await Promise.all(net.orchestrators.map((o) => o.node.engine.queue.processOnce().catch(() => undefined)));
+      await sleep(500);
+    }
     const summary = summarize(net, master, started);
     await fillChainFigures(net, summary);
     return summary;
