@@ -30,6 +30,26 @@ function out(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
+interface ReadOptions {
+  rpc: string;
+  manifest: string;
+  json?: boolean;
+}
+
+/** A command that reads a deployment: `--rpc`, `--manifest`, `--json`. */
+function readCommand(program: Command, name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .requiredOption('--rpc <url>', 'JSON-RPC URL of the chain')
+    .requiredOption('--manifest <file>', 'deployment manifest')
+    .option('--json', 'print JSON');
+}
+
+async function openDeployment(opts: ReadOptions) {
+  return { conn: await connectChain(opts.rpc), manifest: await readManifest(opts.manifest) };
+}
+
 export function registerChainCommands(program: Command): void {
   program
     .command('devnet')
@@ -170,46 +190,37 @@ export function registerChainCommands(program: Command): void {
       },
     );
 
-  program
-    .command('orchestrators')
-    .description('list the orchestrator pool: active or not, stake, cuts, service URI, services and regions')
-    .requiredOption('--rpc <url>', 'JSON-RPC URL of the chain')
-    .requiredOption('--manifest <file>', 'deployment manifest')
-    .option('--json', 'print JSON')
-    .action(async (opts: { rpc: string; manifest: string; json?: boolean }) => {
-      const conn = await connectChain(opts.rpc);
-      const manifest = await readManifest(opts.manifest);
-      const list = await listOrchestrators(conn, manifest);
-      if (opts.json) {
-        out(JSON.stringify(list, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
-        return;
-      }
-      if (list.length === 0) out('no orchestrators in the pool');
-      for (const o of list) {
-        const pct = (ppm: bigint) => `${Number(ppm) / 10_000}%`;
-        out(
-          `${o.address}  ${o.active ? 'active  ' : 'inactive'}  ${formatEther(o.totalStake)} LPT  ` +
-            `rewardCut ${pct(o.rewardCut)}  feeShare ${pct(o.feeShare)}` +
-            (o.pendingCuts
-              ? ` (from round ${o.pendingCuts.fromRound}: ${pct(o.pendingCuts.rewardCut)} / ${pct(o.pendingCuts.feeShare)})`
-              : ''),
-        );
-        out(
-          `    ${o.serviceUri || '(no service URI)'}  services: ${o.services.join(', ') || '-'}  ` +
-            `regions: ${o.regions.join(', ') || '-'}  last reward: round ${o.lastRewardRound}`,
-        );
-      }
-    });
+  readCommand(
+    program,
+    'orchestrators',
+    'list the orchestrator pool: active or not, stake, cuts, service URI, services and regions',
+  ).action(async (opts: ReadOptions) => {
+    const { conn, manifest } = await openDeployment(opts);
+    const list = await listOrchestrators(conn, manifest);
+    if (opts.json) {
+      out(JSON.stringify(list, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2));
+      return;
+    }
+    if (list.length === 0) out('no orchestrators in the pool');
+    for (const o of list) {
+      const pct = (ppm: bigint) => `${Number(ppm) / 10_000}%`;
+      out(
+        `${o.address}  ${o.active ? 'active  ' : 'inactive'}  ${formatEther(o.totalStake)} LPT  ` +
+          `rewardCut ${pct(o.rewardCut)}  feeShare ${pct(o.feeShare)}` +
+          (o.pendingCuts
+            ? ` (from round ${o.pendingCuts.fromRound}: ${pct(o.pendingCuts.rewardCut)} / ${pct(o.pendingCuts.feeShare)})`
+            : ''),
+      );
+      out(
+        `    ${o.serviceUri || '(no service URI)'}  services: ${o.services.join(', ') || '-'}  ` +
+          `regions: ${o.regions.join(', ') || '-'}  last reward: round ${o.lastRewardRound}`,
+      );
+    }
+  });
 
-  program
-    .command('round')
-    .description('show the current round of a deployment')
-    .requiredOption('--rpc <url>', 'JSON-RPC URL of the chain')
-    .requiredOption('--manifest <file>', 'deployment manifest')
-    .option('--json', 'print JSON')
-    .action(async (opts: { rpc: string; manifest: string; json?: boolean }) => {
-      const conn = await connectChain(opts.rpc);
-      const manifest = await readManifest(opts.manifest);
+  readCommand(program, 'round', 'show the current round of a deployment').action(
+    async (opts: ReadOptions) => {
+      const { conn, manifest } = await openDeployment(opts);
       const clock = new RoundClock({}, { conn, contracts: streamflowContracts(conn, manifest) });
       const s = await clock.read();
       if (opts.json) {
@@ -219,5 +230,6 @@ export function registerChainCommands(program: Command): void {
           `round ${s.round} (${s.initialized ? 'initialized' : 'not initialized'}${s.locked ? ', locked' : ''}): block ${s.blockNumber}, ${s.blocksLeft} of ${s.roundLength} blocks left`,
         );
       }
-    });
+    },
+  );
 }
