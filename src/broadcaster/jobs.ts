@@ -128,6 +128,8 @@ export class JobManager {
   private readonly clients = new Map<string, OrchestratorClient>();
   private readonly offers = new Map<string, Offer>();
   private readonly candidates = new Map<string, OrchestratorCandidate>();
+  /** Orchestrators caught cheating, lower-case address → epoch ms until which they are never used. */
+  private readonly fraud = new Map<string, number>();
   private controller: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
@@ -252,7 +254,13 @@ export class JobManager {
     for (;;) {
       signal?.throwIfAborted();
       const pool = [...this.offers.values()].filter((o) => !tried.has(o.address.toLowerCase()));
-      const picks = this.selector.select(pool, this.options.redundancy).warm;
+      let picks = this.selector.select(pool, this.options.redundancy).warm;
+      if (picks.length === 0 && refreshed) {
+        // Nobody unsuspended is left: an orchestrator suspended for failing (e.g. while it restarted) is better
+        // than publishing the source. Proven cheats stay out.
+        const honest = pool.filter((o) => !this.isFraud(o.address));
+        picks = this.selector.select(honest, this.options.redundancy, { includeSuspended: true }).warm;
+      }
       if (picks.length === 0 && busy.size > 0 && performance.now() < deadline) {
         await sleep(this.options.busyRetryMs, signal);
         for (const b of busy) tried.delete(b);
@@ -366,12 +374,14 @@ export class JobManager {
         }
         if (PROVEN_FRAUD.has(code)) {
           // Signed output that does not check out is not bad luck: no more segments (or tickets) for a while.
-          this.selector.suspend(o.address, Date.now() + this.options.fraudSuspensionMs);
+          const until = Date.now() + this.options.fraudSuspensionMs;
+          this.selector.suspend(o.address, until);
+          this.fraud.set(o.address.toLowerCase(), until);
           this.offers.delete(o.address.toLowerCase());
         }
         // Busy is not a fault: the orchestrator is asked again once the others were tried.
         if (code !== 'OrchestratorBusy') this.selector.recordFailure(o.address);
-        if (code === 'Unavailable' || code === 'ShuttingDown') {
+        if (code === 'Unavailable' || code === 'ShuttingDown' || code === 'Canceled') {
           // A node that is gone stays out until a refresh finds it again.
           this.offers.delete(o.address.toLowerCase());
         }
@@ -384,6 +394,15 @@ export class JobManager {
           : new WireError('Internal', String(err));
       }
     }
+  }
+
+  private isFraud(address: string): boolean {
+    const key = address.toLowerCase();
+    const until = this.fraud.get(key);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.fraud.delete(key);
+    return false;
   }
 
   private candidateFor(o: Offer): OrchestratorCandidate {

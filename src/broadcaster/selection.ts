@@ -195,12 +195,18 @@ export class Selector {
     return (this.stats.get(address.toLowerCase())?.suspendedUntilMs ?? 0) > this.now();
   }
 
-  /** Ranks eligible candidates and picks the warm set and the failover, see {@link rankCandidates}. */
+  /**
+   * Ranks eligible candidates and picks the warm set and the failover, see {@link rankCandidates}. Suspended
+   * ones are left out unless `includeSuspended` (the caller's last resort when nobody else is left).
+   */
   select<C extends SelectionCandidate>(
     candidates: readonly C[],
     k = this.options.warmSessions,
+    opts: { includeSuspended?: boolean } = {},
   ): Selection<C> {
-    const eligible = candidates.filter((c) => isEligible(c, this.options) && !this.isSuspended(c.address));
+    const eligible = candidates.filter(
+      (c) => isEligible(c, this.options) && (opts.includeSuspended === true || !this.isSuspended(c.address)),
+    );
     const now = this.now();
     const snapshot = new Map<string, OrchestratorStats>();
     for (const [key, s] of this.stats) snapshot.set(key, decayStats(s, now, this.options.historyHalfLifeMs));

@@ -192,7 +192,9 @@ export async function runDemo(
     while (performance.now() < settleBy) {
       const pending = net.orchestrators.reduce((n, o) => n + o.node.stats().tickets.pending, 0);
       if (pending === 0) break;
-      await Promise.all(net.orchestrators.map((o) => o.node.engine.queue.processOnce().catch(() => undefined)));
+      await Promise.all(
+        net.orchestrators.map((o) => o.node.engine.queue.processOnce().catch(() => undefined)),
+      );
       await sleep(500);
     }
     const summary = summarize(net, master, started);

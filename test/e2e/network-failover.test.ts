@@ -262,8 +262,20 @@ describe('restart', () => {
     expect(s?.transcoded ?? 0).toBeGreaterThan(beforeKill.segments);
     await expectCompleteHls(b, key, s?.ingested ?? 0);
 
-    // Let the restarted node cash what it holds, then stop it cleanly and read its databases.
-    await new Promise((res) => setTimeout(res, 3_000));
+    // Let the restarted node cash what it holds (its queue retries with backoff; on a loaded machine that takes
+    // a while), then stop it cleanly and read its databases.
+    const unsettled = () => {
+      const db = pmDb();
+      try {
+        return db
+          .prepare("SELECT COUNT(*) FROM pm_winning_tickets WHERE status IN ('pending', 'submitted')")
+          .pluck()
+          .get() as number;
+      } finally {
+        db.close();
+      }
+    };
+    await until('the restarted node to redeem every winning ticket', () => unsettled() === 0, 60_000);
     r.child.send({ type: 'stop' });
     await exited(r.child);
     const db = pmDb();

@@ -74,6 +74,15 @@ describe('orchestrator selection', () => {
     expect(s.select([cand(A, 1)]).warm.map((c) => c.address)).toEqual([A]);
   });
 
+  it('ranks suspended orchestrators only when asked to include them, still behind the price ceiling', () => {
+    const clock = new Clock();
+    const s = new Selector({ maxPricePerPixel: 5 }, { now: clock.now });
+    s.suspend(A, clock.ms + 60_000);
+    expect(s.select([cand(A, 1)]).warm).toEqual([]);
+    expect(s.select([cand(A, 1)], 1, { includeSuspended: true }).warm.map((c) => c.address)).toEqual([A]);
+    expect(s.select([cand(A, 9)], 1, { includeSuspended: true }).warm).toEqual([]);
+  });
+
   it('a success resets the failure run, so scattered failures do not suspend', () => {
     const s = new Selector({ maxConsecutiveFailures: 2 });
     for (let i = 0; i < 5; i++) {
