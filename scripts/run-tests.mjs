@@ -24,7 +24,12 @@ let ok = true;
 
 // Lint and format first: it takes a fraction of a second and a failure should not hide behind a green suite.
 const lint = await run(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '.']);
-if (lint.code !== 0) ok = false;
+// Counted as one failed check, so the closing line never reads "0 failed" for a run that failed on style.
+if (lint.code !== 0) {
+  ok = false;
+  totals.failed += 1;
+  process.stdout.write('\nbiome check failed: counted as 1 failed\n');
+}
 
 const sol = await run(process.execPath, ['scripts/forge.mjs', 'test']);
 const m = /(\d+) tests passed, (\d+) failed, (\d+) skipped/.exec(sol.out);
