@@ -233,7 +233,7 @@ export function registerDemoCommand(program: Command): void {
         );
         for (const o of summary.orchestrators) {
           out(
-            `  ${o.name.padEnd(10)} ${o.segments} segments, ${o.ticketsRedeemed} tickets redeemed, ${o.weiEarned} wei`,
+            `  ${o.name.padEnd(10)} ${o.segments} segments, ${o.ticketsRedeemed} ticket${o.ticketsRedeemed === 1 ? '' : 's'} redeemed, ${o.weiEarned} wei`,
           );
         }
       }
