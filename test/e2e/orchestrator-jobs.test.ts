@@ -1,3 +1,4 @@
+import http2 from 'node:http2';
 import { create } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import { type Address, bytesToHex, type Hex } from 'viem';
@@ -416,6 +417,58 @@ describe('JobService.Transcode payments', () => {
     }
     expect(node.transcoder.calls).toBe(0);
     expect(node.recipient.stats.ticketsAccepted, 'no ticket of an invalid request was taken').toBe(0);
+  });
+});
+
+describe('JobService against hostile bytes (THREATS.md 20)', () => {
+  /** One raw gRPC call over HTTP/2: `body` framed as a gRPC message (or not), the grpc-status back. */
+  async function rawGrpc(url: string, body: Uint8Array, frame = true): Promise<string | undefined> {
+    const session = http2.connect(url);
+    try {
+      const req = session.request({
+        ':method': 'POST',
+        ':path': '/streamflow.v1.Orchestrator/Transcode',
+        'content-type': 'application/grpc+proto',
+        te: 'trailers',
+      });
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(body.length, 1);
+      req.end(frame ? Buffer.concat([header, body]) : body);
+      return await new Promise((resolve, reject) => {
+        let status: string | undefined;
+        req.on('response', (h) => {
+          status ??= h['grpc-status'] as string | undefined;
+        });
+        req.on('trailers', (t) => {
+          status = (t['grpc-status'] as string | undefined) ?? status;
+        });
+        req.on('data', () => undefined);
+        req.on('end', () => resolve(status));
+        req.on('error', reject);
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  it('answers malformed protobuf, a truncated frame and random bytes with an error status and keeps serving', async () => {
+    const node = await startNode();
+    const random = new Uint8Array(4096).map((_, i) => (i * 7919 + 13) % 256);
+    // A field tag promising a 1 MB length-delimited value in a 6-byte message.
+    const lying = Uint8Array.from([0x12, 0x80, 0x80, 0x40, 0x01, 0x02]);
+    for (const [name, body, frame] of [
+      ['random bytes as a message', random, true],
+      ['a length that runs past the message', lying, true],
+      ['bytes without gRPC framing', random.subarray(0, 3), false],
+    ] as const) {
+      const status = await rawGrpc(node.server.url, body, frame);
+      expect(status, name).toBeDefined();
+      expect(status, name).not.toBe('0');
+    }
+    expect(node.transcoder.calls).toBe(0);
+    // Still serving: an honest request afterwards goes through.
+    const info = await node.client.getInfo({}, TIMEOUT);
+    expect(info.address).toBe(orchestrator.address);
   });
 });
 
