@@ -45,7 +45,7 @@ const hash = createHash('sha256')
   .update(readFileSync(fileURLToPath(import.meta.url)))
   .digest('hex');
 if (existsSync(stampFile) && readFileSync(stampFile, 'utf8') === hash && !process.argv.includes('--force')) {
-  console.log(`contracts: up to date (solc ${solc.version()})`);
+  console.error(`contracts: up to date (solc ${solc.version()})`);
   process.exit(0);
 }
 
@@ -91,6 +91,6 @@ writeFileSync(
     .join('\n')}\nexport const SOLC_VERSION = '${solc.version()}';\n`,
 );
 writeFileSync(stampFile, hash);
-console.log(
+console.error(
   `contracts: compiled ${names.join(', ')} with solc ${solc.version()} in ${Date.now() - started} ms`,
 );

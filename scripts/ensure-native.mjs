@@ -44,7 +44,7 @@ for (const { name, probe } of addons) {
     );
     process.exit(1);
   }
-  console.log(`building ${name} (native addon) with node-gyp…`);
+  console.error(`building ${name} (native addon) with node-gyp…`);
   // Use the headers installed beside this Node (no download: the network may only reach the registry).
   const prefix = process.env.npm_config_nodedir ?? dirname(dirname(process.execPath));
   const args = [gyp, 'rebuild', '--release'];
