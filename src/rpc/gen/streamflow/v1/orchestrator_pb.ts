@@ -49,7 +49,7 @@ export type GetOrchestratorInfoRequest = Message<'streamflow.v1.GetOrchestratorI
 
   /**
    * Unix time, milliseconds, when the broadcaster made the challenge. The orchestrator refuses one more
-   * than 60 s away from its clock, so a captured request cannot be replayed later.
+   * than 30 s away from its clock (and any challenge seen before), so a captured request cannot be replayed.
    *
    * @generated from field: uint64 issued_at_ms = 3;
    */
@@ -244,7 +244,7 @@ export type RenditionHash = Message<'streamflow.v1.RenditionHash'> & {
   profile: string;
 
   /**
-   * 32 bytes, keccak256 of `Rendition.data`.
+   * 32 bytes, SHA-256 of `Rendition.data`.
    *
    * @generated from field: bytes hash = 2;
    */
@@ -274,7 +274,7 @@ export type Receipt = Message<'streamflow.v1.Receipt'> & {
   seq: bigint;
 
   /**
-   * 32 bytes, keccak256 of the input segment.
+   * 32 bytes, SHA-256 of the input segment.
    *
    * @generated from field: bytes input_hash = 3;
    */
