@@ -65,6 +65,8 @@ export interface SourceFacts {
   /** Seconds. */
   duration: number;
   fps: number;
+  /** HLS `CODECS` (H.264 only). */
+  codecs: string | undefined;
 }
 
 /**
@@ -73,7 +75,7 @@ export interface SourceFacts {
  */
 export function sourceFactsOf(segment: Uint8Array): SourceFacts {
   const f = segmentFacts(validateSegment(segment, defaultSegmentLimits));
-  return { width: f.width ?? 0, height: f.height ?? 0, duration: f.duration, fps: f.fps };
+  return { width: f.width ?? 0, height: f.height ?? 0, duration: f.duration, fps: f.fps, codecs: f.codecs };
 }
 
 export interface SegmentJob {

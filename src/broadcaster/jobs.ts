@@ -4,6 +4,7 @@ import type { Rendition } from '../media/transcode.js';
 import { sleep } from '../node/abort.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { withDefaults } from '../node/options.js';
 import { feeFor } from '../pm/ledger.js';
 import { mulRatio } from '../pm/options.js';
 import type { Sender } from '../pm/sender.js';
@@ -93,6 +94,8 @@ export interface SegmentOutcome {
   fee: bigint;
   latencyMs: number;
   receipt: { inputHash: Hex; signature: Hex };
+  /** The segment as read before sending: what the playlists describe it by. */
+  source: SourceFacts;
 }
 
 interface Offer extends SelectionCandidate {
@@ -136,7 +139,7 @@ export class JobManager {
   readonly stats = { segments: 0, failovers: 0, ticketsSent: 0, feesWei: 0n, failedSegments: 0 };
 
   constructor(options: Partial<JobManagerOptions>, deps: JobManagerDeps) {
-    this.options = { ...defaultJobManagerOptions, ...stripUndefined(options) };
+    this.options = withDefaults(defaultJobManagerOptions, options);
     if (this.options.redundancy < 1) throw new RangeError('redundancy must be ≥ 1');
     this.deps = deps;
     this.log = (deps.logger ?? silentLogger).child({ module: 'broadcaster-jobs' });
@@ -355,6 +358,7 @@ export class JobManager {
           fee,
           latencyMs: res.latencyMs,
           receipt: res.receipt,
+          source,
         };
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -417,8 +421,4 @@ export class JobManager {
       }
     );
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

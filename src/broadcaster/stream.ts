@@ -1,7 +1,7 @@
 import { type HlsMediaFacts, LiveHlsStream } from '../media/hls.js';
 import type { Profile } from '../media/profiles.js';
 import type { Segment } from '../media/segmenter.js';
-import { sourceFacts } from '../media/vod.js';
+import { hlsSourceFacts, sourceFacts } from '../media/vod.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import type { JobManager, SegmentOutcome } from './jobs.js';
@@ -148,7 +148,15 @@ export class BroadcastStream {
       seq: segment.seq,
       duration: segment.duration,
       discontinuity: segment.discontinuity,
-      source: sourceFacts(segment),
+      // Read once already by the job manager when the segment was transcoded.
+      source: outcome
+        ? hlsSourceFacts(segment.bytes, {
+            ...outcome.source,
+            // 0 is the job manager's "unknown" (no SPS read); the playlists leave RESOLUTION out then.
+            width: outcome.source.width || undefined,
+            height: outcome.source.height || undefined,
+          })
+        : sourceFacts(segment),
       renditions,
     });
     if (outcome) {

@@ -108,13 +108,4 @@ export const defaultHlsOptions: Readonly<HlsOptions> = Object.freeze({
   keepAfterWindow: 4,
 });
 
-/** Fills the fields of `partial` that are undefined from `defaults` (one level deep). */
-export function withDefaults<T extends object>(defaults: Readonly<T>, partial: Partial<T> | undefined): T {
-  const out = { ...defaults } as T;
-  if (partial) {
-    for (const [k, v] of Object.entries(partial)) {
-      if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-    }
-  }
-  return out;
-}
+export { withDefaults } from '../node/options.js';

@@ -247,8 +247,15 @@ export function toSegmentSet(segment: Segment, result: TranscodeResult) {
 
 /** Facts of a segment that was not transcoded (e.g. a source-only package). */
 export function sourceFacts(segment: Segment): HlsMediaFacts {
-  const f = segmentFacts(analyzeTs(segment.bytes));
-  return { bytes: segment.bytes, width: f.width, height: f.height, fps: round3(f.fps), codecs: f.codecs };
+  return hlsSourceFacts(segment.bytes, segmentFacts(analyzeTs(segment.bytes)));
+}
+
+/** The HLS view of a source segment whose facts were already read. */
+export function hlsSourceFacts(
+  bytes: Uint8Array,
+  f: { width: number | undefined; height: number | undefined; fps: number; codecs: string | undefined },
+): HlsMediaFacts {
+  return { bytes, width: f.width, height: f.height, fps: round3(f.fps), codecs: f.codecs };
 }
 
 function round3(n: number): number {

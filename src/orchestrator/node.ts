@@ -11,6 +11,7 @@ import { RoundClock } from '../chain/round-clock.js';
 import { TicketBrokerChain, TicketBrokerRedeemer, ticketDomain } from '../chain/ticket-broker.js';
 import type { MediaTools } from '../media/ffmpeg.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { definedOnly } from '../node/options.js';
 import { RecipientEngine } from '../pm/engine.js';
 import { createPMMetrics } from '../pm/metrics.js';
 import type { RecipientOptions } from '../pm/options.js';
@@ -147,7 +148,7 @@ export class OrchestratorNode {
         address: this.address,
         domain: ticketDomain(manifest),
         expectedValue: options.pricePerPixel * SEGMENT_PIXELS_ESTIMATE || 1n,
-        ...stripUndefined(options.pm ?? {}),
+        ...definedOnly(options.pm ?? {}),
       },
       { chain, redeemer, logger, metrics: createPMMetrics(this.registry) },
     );
@@ -380,8 +381,4 @@ export class OrchestratorNode {
     })();
     return this.stopping;
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -217,7 +217,6 @@ export class JobService {
       });
     }
     const { payment } = job;
-    const md = { seq: job.seq };
     const sender = payment.sender.toLowerCase();
     const session = job.streamId;
     const key = `${sender}/${session}`;
@@ -235,14 +234,14 @@ export class JobService {
         );
         params = paid.params;
         const refused = paid.errors[0];
-        if (paid.accepted === 0 && refused) return this.refuse(refused, params, md.seq);
+        if (paid.accepted === 0 && refused) return this.refuse(refused, params, job.seq);
       }
 
       let analysis: TsAnalysis;
       try {
         analysis = validateSegment(req.segment, this.deps.segmentLimits ?? defaultSegmentLimits);
       } catch (err) {
-        if (err instanceof SegmentFormatError) return this.refuse(err, params, md.seq);
+        if (err instanceof SegmentFormatError) return this.refuse(err, params, job.seq);
         throw err;
       }
       const duration = segmentFacts(analysis).duration;
@@ -281,7 +280,7 @@ export class JobService {
       });
       const receiptFields = {
         streamId: session,
-        seq: md.seq,
+        seq: job.seq,
         inputHash: contentHash(req.segment),
         renditions: ordered.map((r) => ({ profile: r.profile.name, hash: contentHash(r.bytes) })),
       };
@@ -289,7 +288,7 @@ export class JobService {
       this.deps.metrics?.segments.inc({ outcome: 'ok' });
       this.deps.metrics?.latency.observe((performance.now() - started) / 1000);
       this.log.debug(
-        { sender, session, seq: md.seq, fee: fee.toString(), ms: Math.round(performance.now() - started) },
+        { sender, session, seq: job.seq, fee: fee.toString(), ms: Math.round(performance.now() - started) },
         'segment transcoded',
       );
       return create(TranscodeReplySchema, {
@@ -299,7 +298,7 @@ export class JobService {
             renditions: ordered.map(renditionToProto),
             receipt: {
               streamId: session,
-              seq: md.seq,
+              seq: job.seq,
               inputHash: hexBytes(receiptFields.inputHash),
               renditions: receiptFields.renditions.map((r) => ({
                 profile: r.profile,
@@ -315,7 +314,7 @@ export class JobService {
       if (ctx.signal.aborted || !(err instanceof StreamflowError) || err.code === 'InvalidMessage') throw err;
       const fresh = err.details as { params?: unknown } | undefined;
       const carried = fresh?.params as TicketParams | undefined;
-      return this.refuse(err, params ?? carried, md.seq);
+      return this.refuse(err, params ?? carried, job.seq);
     }
   }
 

@@ -19,6 +19,7 @@ import {
 } from '../media/transcode.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { withDefaults } from '../node/options.js';
 import { profileToProto } from '../rpc/convert.js';
 import { fromWireErrorMessage, WireError } from '../rpc/errors.js';
 import type { Rendition as RenditionMessage } from '../rpc/gen/streamflow/v1/common_pb.js';
@@ -193,7 +194,7 @@ export class TranscoderPool implements SegmentTranscoder {
   private readonly metrics: PoolMetrics | undefined;
 
   constructor(options: Partial<TranscoderPoolOptions>, deps: TranscoderPoolDeps = {}) {
-    this.options = { ...defaultTranscoderPoolOptions, ...stripUndefined(options) };
+    this.options = withDefaults(defaultTranscoderPoolOptions, options);
     this.log = (deps.logger ?? silentLogger).child({ module: 'transcoder-pool' });
     this.metrics = deps.metrics;
     this.expectedSecret = this.options.secret === undefined ? undefined : digest(this.options.secret);
@@ -546,8 +547,4 @@ function codeOf(err: unknown): string {
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -140,16 +140,7 @@ export const defaultCreditLedgerOptions: Readonly<CreditLedgerOptions> = Object.
   sessionIdleMs: 3_600_000,
 });
 
-/** Fills the fields of `partial` that are undefined from `defaults` (one level deep). */
-export function withDefaults<T extends object>(defaults: Readonly<T>, partial: Partial<T> | undefined): T {
-  const out = { ...defaults } as T;
-  if (partial) {
-    for (const [k, v] of Object.entries(partial)) {
-      if (v !== undefined) (out as Record<string, unknown>)[k] = v;
-    }
-  }
-  return out;
-}
+export { withDefaults } from '../node/options.js';
 
 /** `value × ratio` for a bigint and a positive decimal ratio, rounded up (to 1/10_000). */
 export function mulRatio(value: bigint, ratio: number): bigint {

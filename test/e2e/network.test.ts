@@ -96,7 +96,7 @@ describe('the network end to end', () => {
     const redeemed = stats.reduce((n, s) => n + s.tickets.redeemed, 0);
     expect(winning).toBeGreaterThan(0);
     expect(redeemed).toBe(winning);
-    // Work was spread by selection, and the orchestrator with remote transcoders did its share through them.
+    // Every transcoded segment is accounted for by exactly one orchestrator.
     const segments = stats.map((s) => s.segments);
     expect(segments.reduce((a, b) => a + b, 0)).toBe(stream?.transcoded);
 
