@@ -1,5 +1,5 @@
 import { type Client, createClient } from '@connectrpc/connect';
-import { type Address, bytesToHex, type Hex, isAddressEqual } from 'viem';
+import { type Address, bytesToHex, type Hex, hexToBytes, isAddressEqual } from 'viem';
 import { defaultSegmentLimits } from '../media/options.js';
 import { fitInside, type Profile } from '../media/profiles.js';
 import { type Rendition, readRendition, segmentFacts, validateSegment } from '../media/transcode.js';
@@ -317,10 +317,6 @@ export class OrchestratorClient {
   close(): void {
     this.controller.abort();
   }
-}
-
-function hexToBytes(hex: Hex): Uint8Array {
-  return Uint8Array.from(Buffer.from(hex.slice(2), 'hex'));
 }
 
 /** Recovers a wire signature's signer; a malformed signature is the peer's fault, coded as such. */

@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
-import { type Address, bytesToHex, type Hex } from 'viem';
+import { type Address, bytesToHex, type Hex, hexToBytes } from 'viem';
 import { SegmentFormatError } from '../media/errors.js';
 import type { TsAnalysis } from '../media/mpegts.js';
 import { defaultSegmentLimits, type SegmentLimits } from '../media/options.js';
@@ -201,7 +201,7 @@ export class JobService {
       services: [...this.options.services],
       regions: [...this.options.regions],
       challenge: req.challenge,
-      signature: hexBytes(signature),
+      signature: hexToBytes(signature),
     });
   }
 
@@ -299,12 +299,12 @@ export class JobService {
             receipt: {
               streamId: session,
               seq: job.seq,
-              inputHash: hexBytes(receiptFields.inputHash),
+              inputHash: hexToBytes(receiptFields.inputHash),
               renditions: receiptFields.renditions.map((r) => ({
                 profile: r.profile,
-                hash: hexBytes(r.hash),
+                hash: hexToBytes(r.hash),
               })),
-              signature: hexBytes(signature),
+              signature: hexToBytes(signature),
             },
           },
         },
@@ -330,8 +330,4 @@ export class JobService {
       ...(params ? { ticketParams: ticketParamsToProto(params) } : {}),
     });
   }
-}
-
-function hexBytes(hex: Hex): Uint8Array {
-  return Uint8Array.from(Buffer.from(hex.slice(2), 'hex'));
 }
