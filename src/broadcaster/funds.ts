@@ -12,6 +12,7 @@ export interface BrokerBalance {
   deposit: bigint;
   reserve: bigint;
   withdrawRound: bigint;
+  /** The last initialised round. */
   round: bigint;
 }
 
@@ -53,7 +54,9 @@ export class BrokerFunds implements SenderFunds {
     const c = streamflowContracts(this.deps.conn, this.deps.manifest);
     const [[deposit, reserve, withdrawRound], round] = await Promise.all([
       c.ticketBroker.read.getSenderInfo([this.deps.address]),
-      c.roundsManager.read.currentRound(),
+      // The round tickets are created in (see RecipientChain.currentRound), so params of the last initialised
+      // round are not taken for expired while the next one waits to be initialised.
+      c.roundsManager.read.lastInitializedRound(),
     ]);
     this.last = { deposit, reserve, withdrawRound, round };
     return this.last;

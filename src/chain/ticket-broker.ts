@@ -64,8 +64,9 @@ export class TicketBrokerChain implements RecipientChain {
     this.contracts = streamflowContracts(deps.conn, options.manifest);
   }
 
+  /** The last initialised round (see `RecipientChain.currentRound`). */
   async currentRound(): Promise<RoundInfo> {
-    const round = await this.contracts.roundsManager.read.currentRound();
+    const round = await this.contracts.roundsManager.read.lastInitializedRound();
     const blockHash = await this.contracts.roundsManager.read.blockHashForRound([round]);
     return { round, blockHash };
   }

@@ -4,7 +4,7 @@ import { StreamflowError } from '../node/errors.js';
  * Why an orchestrator refused a payment or one of its tickets. These strings cross the wire unchanged, so a
  * broadcaster can act on them: fetch fresh params (`InvalidRecipientRandHash`, `TicketParamsExpired`,
  * `InvalidTicketExpiry`), top up (`LowPMBalance`), cancel its unlock (`SenderUnlocking`), back off
- * (`TooManyErrors`), or fix a bug (the rest).
+ * (`TooManyErrors`), wait for the first round (`RoundNotInitialized`), or fix a bug (the rest).
  */
 export const PAYMENT_ERROR_CODES = [
   'InvalidPayment',
@@ -18,6 +18,7 @@ export const PAYMENT_ERROR_CODES = [
   'SenderUnlocking',
   'LowPMBalance',
   'TooManyErrors',
+  'RoundNotInitialized',
 ] as const;
 
 export type PaymentErrorCode = (typeof PAYMENT_ERROR_CODES)[number];

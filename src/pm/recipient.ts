@@ -373,10 +373,17 @@ export class Recipient {
    * max float; winProb = expectedValue / faceValue. The same params are returned until a ticket under them
    * wins, the round changes, they near expiry, or the targets move by more than `reissueOnChangeBps`.
    * @throws PaymentError `SenderUnlocking`; `LowPMBalance` when max float cannot cover a ticket worth
-   *   `redeemMargin` × the redemption cost
+   *   `redeemMargin` × the redemption cost; `RoundNotInitialized` before the first round is initialised
    */
   async ticketParams(sender: Address, signal?: AbortSignal): Promise<TicketParams> {
     const round = await this.chainFresh(signal);
+    if (/^0x0{64}$/.test(round.blockHash)) {
+      throw new PaymentError(
+        'RoundNotInitialized',
+        `Round ${round.round} has no block hash: no round has been initialised yet, so no ticket could be redeemed.`,
+        { round: round.round },
+      );
+    }
     const key = sender.toLowerCase();
     const state = await this.senderState(sender, key, signal);
     if (state.withdrawRound !== 0n) {

@@ -81,7 +81,11 @@ export interface SenderInfo {
  * RoundsManager clients; tests use a fake. None of these is called per ticket: results are cached.
  */
 export interface RecipientChain {
-  /** The current round and the hash of its start block. */
+  /**
+   * The round tickets are created in and judged against: the last initialised round and the hash of its start
+   * block. Not the round the block number is in: that one has no block hash until someone initialises it, and a
+   * ticket carrying the zero hash can never be redeemed (nor can any ticket until the round is initialised).
+   */
   currentRound(signal?: AbortSignal): Promise<RoundInfo>;
   /** The sender's deposit, reserve, the part of the reserve `recipient` may claim, and its unlock state. */
   senderInfo(sender: Address, recipient: Address, signal?: AbortSignal): Promise<SenderInfo>;
@@ -128,6 +132,6 @@ export interface TicketRedeemer {
 export interface SenderFunds {
   /** The sender's TicketBroker deposit, wei. */
   deposit(): bigint;
-  /** The current round, if known; params whose expirationRound is behind it are refused. */
+  /** The last initialised round, if known; params whose expirationRound is behind it are refused. */
   currentRound?(): bigint | undefined;
 }

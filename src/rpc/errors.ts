@@ -47,6 +47,7 @@ const CONNECT_CODE: Partial<Record<WireErrorCode, Code>> = {
   SenderUnlocking: Code.FailedPrecondition,
   TicketParamsExpired: Code.FailedPrecondition,
   InvalidTicketExpiry: Code.FailedPrecondition,
+  RoundNotInitialized: Code.Unavailable,
   TooManyErrors: Code.ResourceExhausted,
   OrchestratorBusy: Code.Unavailable,
   ShuttingDown: Code.Unavailable,

@@ -1,11 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Hash, hexToBytes, parseEther } from 'viem';
+import { createTestClient, type Hash, hexToBytes, http, parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SignerConnection } from '../../src/chain/client.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
+import { RoundClock } from '../../src/chain/round-clock.js';
 import { bondAndRegister, mineToNextRound } from '../../src/chain/staking.js';
 import { TicketBrokerChain, TicketBrokerRedeemer, ticketDomain } from '../../src/chain/ticket-broker.js';
 import { waitForSuccess } from '../../src/chain/tx.js';
@@ -114,6 +115,65 @@ describe('payments on a real chain', () => {
       expect(Number(estimated) / Number(observed), `estimated ${estimated}, used ${observed}`).toBeLessThan(
         2.5,
       );
+    } finally {
+      await engine.stop();
+    }
+  });
+
+  // A new round has no block hash until someone initialises it; params issued in that gap must still name a
+  // round the TicketBroker knows, or every ticket won under them is lost.
+  it('pays tickets issued while the next round waits to be initialised', async () => {
+    const chain = new TicketBrokerChain(
+      { manifest: devnet.manifest, recipient: o.account.address },
+      { conn: o },
+    );
+    const redeemer = new TicketBrokerRedeemer({ manifest: devnet.manifest }, { conn: o, chain });
+    const domain = ticketDomain(devnet.manifest);
+    const c = streamflowContracts(o, devnet.manifest);
+    const clock = new RoundClock({}, { conn: o, contracts: c });
+    const before = await clock.read();
+    await createTestClient({ mode: 'anvil', transport: http(o.rpcUrl) }).mine({
+      blocks: Number(before.blocksLeft),
+    });
+    const gap = await clock.read();
+    expect(gap.round).toBe(before.round + 1n);
+    expect(gap.initialized).toBe(false);
+
+    const engine = new RecipientEngine(
+      { dataDir: join(dir, 'gap'), address: o.account.address, domain, expectedValue: parseEther('1') },
+      { chain, redeemer },
+    );
+    await engine.start();
+    try {
+      const params = await engine.recipient.ticketParams(b.account.address);
+      expect(params.creationRound).toBe(before.round);
+      expect(params.creationRoundBlockHash).toBe(
+        await c.roundsManager.read.blockHashForRound([before.round]),
+      );
+      const bKey = devnet.accounts[2]?.privateKey;
+      if (!bKey) throw new Error('no broadcaster key');
+      const sender = new Sender(
+        { privateKey: hexToBytes(bKey), domain, maxExpectedValue: parseEther('1') },
+        {
+          funds: {
+            deposit: () => parseEther('1'),
+            currentRound: () => before.round,
+          },
+        },
+      );
+      const payment = sender.createPayment(params, 1n, { recipient: o.account.address });
+      const result = await engine.recipient.receivePayment(payment, { session: 'gap', peer: 'test' });
+      expect(result.errors).toEqual([]);
+      expect(result.winners.length).toBe(1);
+
+      // Nothing is redeemable until the round is initialised; then the ticket pays.
+      await clock.initializeIfDue();
+      await engine.recipient.refreshChain();
+      const hash = ticketHash(paymentTicket(params, payment.tickets[0]?.senderNonce ?? 0n), domain);
+      for (let pass = 0; pass < 5 && !(await c.ticketBroker.read.usedTickets([hash])); pass++) {
+        await engine.queue.processOnce();
+      }
+      expect(await c.ticketBroker.read.usedTickets([hash])).toBe(true);
     } finally {
       await engine.stop();
     }

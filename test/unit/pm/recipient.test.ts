@@ -305,6 +305,14 @@ describe('Recipient validation error codes', () => {
     expect(await code(recipient.ticketParams(alice))).toBe('SenderUnlocking');
   });
 
+  it('RoundNotInitialized: no params while no round has a block hash, so no ticket could carry the zero hash', async () => {
+    const chain = new FakeChain();
+    chain.round = { round: 0n, blockHash: `0x${'0'.repeat(64)}` };
+    chain.fund(alice);
+    const { recipient } = await harness({ chain, ...NEVER });
+    expect(await code(recipient.ticketParams(alice))).toBe('RoundNotInitialized');
+  });
+
   it('LowPMBalance: reserve too low to issue params, or deposit + reserve below the face value', async () => {
     const chain = new FakeChain();
     chain.fund(bob, { claimableReserve: 10n ** 14n }); // below 2 × the 1e14 wei redemption cost
