@@ -68,11 +68,19 @@ async function until(what: string, cond: () => boolean, ms = 30_000): Promise<vo
   }
 }
 
-/** Publishes `seconds` of test source, runs `during` meanwhile, and waits until the stream has ended. */
-async function stream(b: BroadcasterNode, key: string, seconds: number, during: () => Promise<void>) {
+/**
+ * Publishes `seconds` of test source, runs `during` meanwhile (it may end the publish early with SIGINT), and
+ * waits until the stream has ended.
+ */
+async function stream(
+  b: BroadcasterNode,
+  key: string,
+  seconds: number,
+  during: (publisher: ChildProcess) => Promise<void>,
+) {
   const publisher = startTestPublisher(`${b.rtmpUrl}/${key}`, tools, seconds);
   children.push(publisher);
-  await during();
+  await during(publisher);
   await exited(publisher);
   expect(await b.waitForEnd(key, 30_000)).toBe(true);
   return b.streams.get(key)?.snapshot();
@@ -225,6 +233,9 @@ describe('restart', () => {
     const dataDir = join(tmp.dir, 'r');
     const spec = {
       ...set.base,
+      // Every ticket wins (EV above any face value the devnet's gas asks for), so "won after the restart" does
+      // not depend on luck or on how many segments a loaded machine gets through after it.
+      pm: { ...pm, expectedValue: 10n ** 16n },
       privateKey: devnet.accounts[1]?.privateKey,
       dataDir,
       port: await freePort(),
@@ -248,14 +259,18 @@ describe('restart', () => {
       }
     };
     let beforeKill = { segments: 0, winners: 0 };
-    const s = await stream(b, key, 20, async () => {
-      await until('winning tickets before the kill', () => {
-        const segs = b.streams.get(key)?.snapshot().transcoded ?? 0;
-        return segs >= 3 && winners() > 0;
-      });
-      beforeKill = { segments: b.streams.get(key)?.snapshot().transcoded ?? 0, winners: winners() };
+    const transcoded = () => b.streams.get(key)?.snapshot().transcoded ?? 0;
+    const s = await stream(b, key, 90, async (publisher) => {
+      await until('winning tickets before the kill', () => transcoded() >= 3 && winners() > 0);
+      beforeKill = { segments: transcoded(), winners: winners() };
       await kill9(r.child);
       r = await spawnNode(spec);
+      await until(
+        'segments and a winning ticket after the restart',
+        () => transcoded() >= beforeKill.segments + 3 && winners() > beforeKill.winners,
+        60_000,
+      );
+      publisher.kill('SIGINT');
     });
     expect(s?.sourceOnly).toBe(0);
     expect(s?.transcoded).toBe(s?.ingested);
