@@ -3,6 +3,7 @@ import { sleep } from '../node/abort.js';
 import type { Logger } from '../node/logger.js';
 import type { ChainConnection, SignerConnection } from './client.js';
 import type { StreamflowContracts } from './contracts.js';
+import { ChainError } from './errors.js';
 import { revertErrorName, waitForSuccess } from './tx.js';
 
 export interface RoundStatus {
@@ -119,6 +120,14 @@ export class RoundClock extends EventEmitter<{
       return true;
     } catch (err) {
       if (revertErrorName(err) === 'RoundAlreadyInitialized') return false;
+      // Several nodes race to initialise a round: ours passed its gas estimate but was mined after another's.
+      if (err instanceof ChainError && err.code === 'TX_REVERTED') {
+        const now = await this.read().catch(() => undefined);
+        if (now?.initialized && now.round === s.round) {
+          log?.debug({ round: s.round }, 'another node initialised the round first');
+          return false;
+        }
+      }
       this.initializing = undefined;
       throw err;
     }

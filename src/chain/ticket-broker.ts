@@ -20,9 +20,10 @@ import type {
 } from '../pm/types.js';
 import type { ChainConnection, SignerConnection } from './client.js';
 import { streamflowContracts } from './contracts.js';
+import { ChainError } from './errors.js';
 import { bondingManagerAbi, ticketBrokerAbi } from './generated/index.js';
 import type { DeploymentManifest } from './manifest.js';
-import { waitForSuccess } from './tx.js';
+import { describeError, revertErrorName, waitForSuccess } from './tx.js';
 
 /** The EIP-712 domain tickets for this deployment are signed under. */
 export function ticketDomain(manifest: DeploymentManifest): TicketDomain {
@@ -156,11 +157,29 @@ export class TicketBrokerRedeemer implements TicketRedeemer {
 
   async redeemBatch(tickets: readonly SignedTicket[], signal?: AbortSignal): Promise<RedeemResult[]> {
     signal?.throwIfAborted();
-    const hash = await this.contracts.ticketBroker.write.batchRedeemWinningTickets([
-      tickets.map((t) => t.ticket),
-      tickets.map((t) => t.signature),
-      tickets.map((t) => t.recipientRand),
-    ]);
+    const hash = await this.contracts.ticketBroker.write
+      .batchRedeemWinningTickets([
+        tickets.map((t) => t.ticket),
+        tickets.map((t) => t.signature),
+        tickets.map((t) => t.recipientRand),
+      ])
+      .catch((err: unknown) => {
+        // Between a round's first block and its initializeRound() nothing can be paid; that is a wait, not a fault.
+        if (revertErrorName(err) === 'CurrentRoundNotInitialized') {
+          throw new ChainError(
+            'ROUND_NOT_INITIALIZED',
+            'the current round is not initialised yet; tickets are redeemed once it is',
+            {},
+            { cause: err },
+          );
+        }
+        throw new ChainError(
+          'TX_FAILED',
+          `batchRedeemWinningTickets: ${describeError(err)}`,
+          {},
+          { cause: err },
+        );
+      });
     const receipt = await waitForSuccess(
       this.deps.conn,
       hash,

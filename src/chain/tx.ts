@@ -1,6 +1,35 @@
-import { type Abi, BaseError, ContractFunctionRevertedError, type Hash, type TransactionReceipt } from 'viem';
+import {
+  type Abi,
+  BaseError,
+  ContractFunctionRevertedError,
+  type Hash,
+  type TransactionReceipt,
+  toFunctionSelector,
+} from 'viem';
 import type { SignerConnection } from './client.js';
 import { ChainError } from './errors.js';
+import {
+  bondingManagerAbi,
+  livepeerTokenAbi,
+  minterAbi,
+  roundsManagerAbi,
+  serviceRegistryAbi,
+  ticketBrokerAbi,
+} from './generated/index.js';
+
+/**
+ * Every custom error of every Streamflow contract by selector: a call reverts with the error of whichever
+ * contract refused (the TicketBroker bubbles up the BondingManager's), which the called contract's ABI lacks.
+ */
+const ERROR_NAMES: ReadonlyMap<string, string> = new Map(
+  [bondingManagerAbi, livepeerTokenAbi, minterAbi, roundsManagerAbi, serviceRegistryAbi, ticketBrokerAbi]
+    .flat()
+    .filter((item) => item.type === 'error')
+    .map((item) => {
+      const e = item as { name: string; inputs: readonly { type: string }[] };
+      return [toFunctionSelector(`${e.name}(${e.inputs.map((i) => i.type).join(',')})`), e.name] as const;
+    }),
+);
 
 /** Waits for a transaction and turns a failed receipt into a ChainError naming what was being done. */
 export async function waitForSuccess(
@@ -27,8 +56,24 @@ export async function waitForSuccess(
 export function revertErrorName(err: unknown): string | undefined {
   if (!(err instanceof BaseError)) return undefined;
   const revert = err.walk((e) => e instanceof ContractFunctionRevertedError);
-  if (revert instanceof ContractFunctionRevertedError) return revert.data?.errorName ?? revert.reason;
-  return undefined;
+  if (!(revert instanceof ContractFunctionRevertedError)) return undefined;
+  if (revert.data?.errorName) return revert.data.errorName;
+  if (revert.signature) return ERROR_NAMES.get(revert.signature.toLowerCase()) ?? revert.reason;
+  return revert.reason;
+}
+
+/**
+ * One line for a log: viem's short message and the contract's error name, without the ABI and call dump a
+ * viem error carries (kilobytes per line).
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof BaseError) {
+    const name = revertErrorName(err);
+    const fn = (err as { functionName?: string }).functionName;
+    if (name) return `${fn ?? 'contract call'} reverted with ${name}`;
+    return err.shortMessage;
+  }
+  return err instanceof Error ? err.message : String(err);
 }
 
 export type { Abi };

@@ -223,8 +223,15 @@ export class RedemptionQueue {
       }
     } catch (err) {
       if (signal?.aborted) return; // left `submitted`; the next start retries them
-      this.log.warn({ err, count: batch.length }, 'redemption transaction failed; will retry');
-      for (const t of batch) this.retry(t, String((err as Error)?.message ?? err), out);
+      // The redeemer's errors are one line (see TicketRedeemer); the whole error object of a chain client can
+      // be kilobytes, so it is not logged.
+      const reason = err instanceof Error ? err.message : String(err);
+      if ((err as { code?: unknown }).code === 'ROUND_NOT_INITIALIZED') {
+        this.log.info({ count: batch.length }, 'waiting for the round to be initialised to redeem');
+      } else {
+        this.log.warn({ reason, count: batch.length }, 'redemption transaction failed; will retry');
+      }
+      for (const t of batch) this.retry(t, reason, out);
       return;
     }
     const now = this.now();

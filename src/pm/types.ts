@@ -123,7 +123,9 @@ export type RedeemResult =
 export interface TicketRedeemer {
   /**
    * Redeems the tickets (one or many in one transaction) and returns one result per ticket, in order.
-   * Throwing means nothing is known to have happened: every ticket is retried.
+   * Throwing means nothing is known to have happened: every ticket is retried. Thrown errors carry a one-line
+   * message (it is logged as is) and the code `ROUND_NOT_INITIALIZED` while no ticket can be paid until the
+   * current round is initialised.
    */
   redeemBatch(tickets: readonly SignedTicket[], signal?: AbortSignal): Promise<RedeemResult[]>;
 }

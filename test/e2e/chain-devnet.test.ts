@@ -70,6 +70,33 @@ describe('devnet', () => {
     expect(after.blocksLeft).toBeLessThanOrEqual(after.roundLength);
   });
 
+  it('two nodes racing to initialise a round: the one mined second is told it is done, not failed', async () => {
+    const test = createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) });
+    const clocks = [2, 3].map((i) => {
+      const conn = devnet.signer(i);
+      return new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
+    });
+    const [a, b] = clocks as [RoundClock, RoundClock];
+    const before = await a.read();
+    await test.mine({ blocks: Number(before.blocksLeft) });
+    // Both transactions pass their gas estimate and land in one block; the second reverts on chain.
+    await test.setIntervalMining({ interval: 0 });
+    try {
+      const sent = [a.initializeIfDue(), b.initializeIfDue()];
+      const deadline = Date.now() + 10_000;
+      while ((await test.getTxpoolStatus()).pending < 2 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect((await test.getTxpoolStatus()).pending).toBe(2);
+      await test.mine({ blocks: 1 });
+      const results = await Promise.all(sent);
+      expect(results.sort()).toEqual([false, true]);
+    } finally {
+      await test.setIntervalMining({ interval: 1 });
+    }
+    expect((await a.read()).initialized).toBe(true);
+  });
+
   it('stop ends the anvil process and is idempotent', async () => {
     const other = await startDevnet({ accounts: 1, blockTime: 0 });
     expect(isAlive(other.anvil.pid)).toBe(true);

@@ -173,10 +173,20 @@ describe('payments on a real chain', () => {
       expect(result.errors).toEqual([]);
       expect(result.winners.length).toBe(1);
 
-      // Nothing is redeemable until the round is initialised; then the ticket pays.
+      // Nothing is redeemable until the round is initialised: the queue's first try (on the new winner) waits,
+      // saying why in one line, and the ticket stays in line. Once the round is initialised it pays.
+      const hash = ticketHash(paymentTicket(params, payment.tickets[0]?.senderNonce ?? 0n), domain);
+      const tried = Date.now() + 10_000;
+      while (!engine.store.get(hash)?.lastError && Date.now() < tried) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const waiting = engine.store.get(hash);
+      expect(waiting?.lastError).toBe(
+        'the current round is not initialised yet; tickets are redeemed once it is',
+      );
+      expect(['pending', 'submitted']).toContain(waiting?.status);
       await clock.initializeIfDue();
       await engine.recipient.refreshChain();
-      const hash = ticketHash(paymentTicket(params, payment.tickets[0]?.senderNonce ?? 0n), domain);
       const until = Date.now() + 30_000;
       while (engine.store.counts().redeemed === 0 && Date.now() < until) {
         await new Promise((r) => setTimeout(r, 100));
