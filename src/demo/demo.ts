@@ -49,22 +49,23 @@ export interface DemoSummary {
 /**
  * Prices and ticket parameters chosen so a one-minute demo shows the whole payment path: each ticket is worth
  * 1e14 wei on average (the broadcaster's default cap) and its face value is 2.5 × the redemption cost at ~1 gwei
- * (~3e14 wei), so about one ticket in three wins, and a segment (44.6 M output pixels at ~2e6 wei) costs about
- * one ticket: ~30 tickets a minute, P(no winner in a minute) ≈ 1e-5. The redemption margin is lowered to 1.2 so
- * a winner is cashed at once even when the observed redemption gas is above the estimate the face value used.
+ * (~3e14 wei), so one ticket in three to five wins (gas moves), and a segment (44.6 M output pixels at ~4e6 wei)
+ * costs about two tickets: ~60 tickets a minute, so even at one in five P(no winner in 45 s) < 1e-4. The
+ * redemption margin is lowered to 1.2 so a winner is cashed at once even when the observed redemption gas is
+ * above the estimate the face value used.
  */
 const DEMO_PM = { expectedValue: 100_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
 
 export const DEMO_ORCHESTRATORS: OrchestratorSpec[] = [
-  { name: 'amsterdam', pricePerPixel: 2_000_000n, regions: ['eu-west'], node: { pm: DEMO_PM } },
+  { name: 'amsterdam', pricePerPixel: 4_000_000n, regions: ['eu-west'], node: { pm: DEMO_PM } },
   {
     name: 'virginia',
-    pricePerPixel: 1_600_000n,
+    pricePerPixel: 3_200_000n,
     regions: ['us-east'],
     remoteTranscoders: 2,
     node: { pm: DEMO_PM },
   },
-  { name: 'frankfurt', pricePerPixel: 2_400_000n, regions: ['eu-west'], node: { pm: DEMO_PM } },
+  { name: 'frankfurt', pricePerPixel: 4_800_000n, regions: ['eu-west'], node: { pm: DEMO_PM } },
 ];
 
 /** ffmpeg publishing a generated 720p30 test picture with a tone to `url` over RTMP, as OBS would. */
@@ -129,7 +130,8 @@ export async function runDemo(
     ],
     broadcaster: {
       profiles: resolveProfiles('480p30,360p30,240p30'),
-      deposit: parseEther('1'),
+      // About 6e15 wei of winning tickets a minute: 10 ETH keeps a demo left running going for a day.
+      deposit: parseEther('10'),
       reserve: parseEther('1'),
       httpPort,
       rtmpPort: 0,
