@@ -72,29 +72,38 @@ describe('devnet', () => {
 
   it('two nodes racing to initialise a round: the one mined second is told it is done, not failed', async () => {
     const test = createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) });
-    const clocks = [2, 3].map((i) => {
-      const conn = devnet.signer(i);
-      return new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
-    });
-    const [a, b] = clocks as [RoundClock, RoundClock];
-    const before = await a.read();
+    const conn = devnet.signer(2);
+    const clock = new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
+    const before = await clock.read();
     await test.mine({ blocks: Number(before.blocksLeft) });
-    // Both transactions pass their gas estimate and land in one block; the second reverts on chain.
     await test.setIntervalMining({ interval: 0 });
     try {
-      const sent = [a.initializeIfDue(), b.initializeIfDue()];
-      const deadline = Date.now() + 10_000;
-      while ((await test.getTxpoolStatus()).pending < 2 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect((await test.getTxpoolStatus()).pending).toBe(2);
+      const pending = async (n: number) => {
+        const deadline = Date.now() + 10_000;
+        while ((await test.getTxpoolStatus()).pending < n && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        expect((await test.getTxpoolStatus()).pending).toBe(n);
+      };
+      // Our node's transaction passes its gas estimate and waits in the pool...
+      const ours = clock.initializeIfDue();
+      await pending(1);
+      // ...while another node's, paying a higher tip (and so ordered first in the block), initialises the round.
+      const other = streamflowContracts(devnet.signer(3), devnet.manifest);
+      const theirs = await other.roundsManager.write.initializeRound({
+        gas: 500_000n,
+        maxPriorityFeePerGas: 100n * 10n ** 9n,
+        maxFeePerGas: 200n * 10n ** 9n,
+      });
+      await pending(2);
       await test.mine({ blocks: 1 });
-      const results = await Promise.all(sent);
-      expect(results.sort()).toEqual([false, true]);
+      expect(await ours).toBe(false);
+      const receipt = await conn.publicClient.getTransactionReceipt({ hash: theirs });
+      expect(receipt.status).toBe('success');
     } finally {
       await test.setIntervalMining({ interval: 1 });
     }
-    expect((await a.read()).initialized).toBe(true);
+    expect((await clock.read()).initialized).toBe(true);
   });
 
   it('stop ends the anvil process and is idempotent', async () => {
