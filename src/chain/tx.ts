@@ -6,29 +6,20 @@ import {
   type TransactionReceipt,
   toFunctionSelector,
 } from 'viem';
+import { formatAbiItem } from 'viem/utils';
 import type { SignerConnection } from './client.js';
+import { abis } from './contracts.js';
 import { ChainError } from './errors.js';
-import {
-  bondingManagerAbi,
-  livepeerTokenAbi,
-  minterAbi,
-  roundsManagerAbi,
-  serviceRegistryAbi,
-  ticketBrokerAbi,
-} from './generated/index.js';
 
 /**
  * Every custom error of every Streamflow contract by selector: a call reverts with the error of whichever
  * contract refused (the TicketBroker bubbles up the BondingManager's), which the called contract's ABI lacks.
  */
 const ERROR_NAMES: ReadonlyMap<string, string> = new Map(
-  [bondingManagerAbi, livepeerTokenAbi, minterAbi, roundsManagerAbi, serviceRegistryAbi, ticketBrokerAbi]
+  Object.values(abis)
     .flat()
     .filter((item) => item.type === 'error')
-    .map((item) => {
-      const e = item as { name: string; inputs: readonly { type: string }[] };
-      return [toFunctionSelector(`${e.name}(${e.inputs.map((i) => i.type).join(',')})`), e.name] as const;
-    }),
+    .map((item) => [toFunctionSelector(formatAbiItem(item)), item.name] as const),
 );
 
 /** Waits for a transaction and turns a failed receipt into a ChainError naming what was being done. */
