@@ -1,8 +1,10 @@
 import {
   type Address,
+  type Hash,
   hexToBytes,
   keccak256,
   parseEventLogs,
+  type TransactionReceipt,
   toFunctionSelector,
   toHex,
   zeroAddress,
@@ -144,6 +146,21 @@ const PERMANENT = new Set(
 );
 const USED = selector('TicketUsed(bytes32)');
 
+/** A redemption failure as the queue wants it (see `TicketRedeemer`): one line, and a code for the round gap. */
+function redeemError(err: unknown): ChainError {
+  // Between a round's first block and its initializeRound() nothing can be paid; that is a wait, not a fault.
+  if (revertErrorName(err) === 'CurrentRoundNotInitialized') {
+    return new ChainError(
+      'ROUND_NOT_INITIALIZED',
+      'the current round is not initialised yet; tickets are redeemed once it is',
+      {},
+      { cause: err },
+    );
+  }
+  if (err instanceof ChainError) return err;
+  return new ChainError('TX_FAILED', `batchRedeemWinningTickets: ${describeError(err)}`, {}, { cause: err });
+}
+
 /** Cashes winning tickets through `batchRedeemWinningTickets`, one transaction per batch. */
 export class TicketBrokerRedeemer implements TicketRedeemer {
   private readonly contracts;
@@ -157,35 +174,23 @@ export class TicketBrokerRedeemer implements TicketRedeemer {
 
   async redeemBatch(tickets: readonly SignedTicket[], signal?: AbortSignal): Promise<RedeemResult[]> {
     signal?.throwIfAborted();
-    const hash = await this.contracts.ticketBroker.write
-      .batchRedeemWinningTickets([
+    let hash: Hash;
+    let receipt: TransactionReceipt;
+    try {
+      hash = await this.contracts.ticketBroker.write.batchRedeemWinningTickets([
         tickets.map((t) => t.ticket),
         tickets.map((t) => t.signature),
         tickets.map((t) => t.recipientRand),
-      ])
-      .catch((err: unknown) => {
-        // Between a round's first block and its initializeRound() nothing can be paid; that is a wait, not a fault.
-        if (revertErrorName(err) === 'CurrentRoundNotInitialized') {
-          throw new ChainError(
-            'ROUND_NOT_INITIALIZED',
-            'the current round is not initialised yet; tickets are redeemed once it is',
-            {},
-            { cause: err },
-          );
-        }
-        throw new ChainError(
-          'TX_FAILED',
-          `batchRedeemWinningTickets: ${describeError(err)}`,
-          {},
-          { cause: err },
-        );
-      });
-    const receipt = await waitForSuccess(
-      this.deps.conn,
-      hash,
-      'batchRedeemWinningTickets',
-      signal ? { signal } : {},
-    );
+      ]);
+      receipt = await waitForSuccess(
+        this.deps.conn,
+        hash,
+        'batchRedeemWinningTickets',
+        signal ? { signal } : {},
+      );
+    } catch (err) {
+      throw redeemError(err);
+    }
     const logs = parseEventLogs({ abi: ticketBrokerAbi, logs: receipt.logs });
     const paid = new Set<string>();
     const failed = new Map<string, string>();

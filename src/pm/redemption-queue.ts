@@ -226,7 +226,7 @@ export class RedemptionQueue {
       // The redeemer's errors are one line (see TicketRedeemer); the whole error object of a chain client can
       // be kilobytes, so it is not logged.
       const reason = err instanceof Error ? err.message : String(err);
-      if ((err as { code?: unknown }).code === 'ROUND_NOT_INITIALIZED') {
+      if ((err as { code?: unknown } | undefined)?.code === 'ROUND_NOT_INITIALIZED') {
         this.log.info({ count: batch.length }, 'waiting for the round to be initialised to redeem');
       } else {
         this.log.warn({ reason, count: batch.length }, 'redemption transaction failed; will retry');
