@@ -62,7 +62,7 @@ export function describeError(err: unknown): string {
     const name = revertErrorName(err);
     const fn = (err as { functionName?: string }).functionName;
     if (name) return `${fn ?? 'contract call'} reverted with ${name}`;
-    return err.shortMessage;
+    return err.shortMessage.replace(/\s*\n\s*/g, ' ');
   }
   return err instanceof Error ? err.message : String(err);
 }
