@@ -15,7 +15,7 @@ import { createRpcServer, type RpcServer } from '../../src/rpc/server.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { registerTranscoderCommand } from '../../src/transcoder/cli.js';
 import { RemoteTranscoder, type RemoteTranscoderEvent } from '../../src/transcoder/transcoder.js';
-import { makeSource, tempDir, tools } from '../unit/media/fixtures.js';
+import { makeSource, rejection, tempDir, tools } from '../unit/media/fixtures.js';
 
 const SECRET = 'test-secret';
 const TASK_TIMEOUT_MS = 20_000;
@@ -78,15 +78,6 @@ function transcoderEvent<T extends RemoteTranscoderEvent['type']>(
       }
     });
   });
-}
-
-async function rejection(p: Promise<unknown>): Promise<StreamflowError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(StreamflowError);
-  return err as StreamflowError;
 }
 
 /** A TCP relay whose connections can be cut at once, as a crashed host or a pulled cable would. */
@@ -291,7 +282,7 @@ describe('TranscoderPool with remote transcoders', () => {
   it('refuses input no transcoder takes without trying another', async () => {
     const { pool, server } = await servePool();
     await connect(pool, server.url);
-    const err = await rejection(pool.transcode(segment.subarray(0, 188 * 3), profiles));
+    const err = await rejection(pool.transcode(segment.subarray(0, 188 * 3), profiles), StreamflowError);
     expect(err.code).toBe('SegmentFormatDidntMatchJobInputParams');
     expect(pool.freeCapacity()).toBe(1);
   });
@@ -325,7 +316,7 @@ describe('TranscoderPool with remote transcoders', () => {
     await Promise.all(held.map((h) => h.started()));
     expect(pool.freeCapacity()).toBe(0);
 
-    const err = await rejection(pool.transcode(segment, profiles));
+    const err = await rejection(pool.transcode(segment, profiles), StreamflowError);
     expect(err.code).toBe('OrchestratorBusy');
 
     controller.abort(new Error('test done'));

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { type MediaTools, resolveMediaTools } from '../../../src/media/ffmpeg.js';
 import { type Segment, TsSegmenter } from '../../../src/media/segmenter.js';
 
@@ -76,4 +77,17 @@ export function childMediaProcesses(): string[] {
   } catch {
     return [];
   }
+}
+
+/** The error `p` rejects with, checked to be a `type`. */
+export async function rejection<E extends Error>(
+  p: Promise<unknown>,
+  type: abstract new (...args: never[]) => E,
+): Promise<E> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(type);
+  return err as E;
 }

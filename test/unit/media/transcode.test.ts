@@ -9,19 +9,10 @@ import { defaultSegmentLimits } from '../../../src/media/options.js';
 import { type Profile, resolveProfiles } from '../../../src/media/profiles.js';
 import type { Segment } from '../../../src/media/segmenter.js';
 import { LocalTranscoder } from '../../../src/media/transcode.js';
-import { childMediaProcesses, cut, makeSource, tempDir, tools } from './fixtures.js';
+import { childMediaProcesses, cut, makeSource, rejection, tempDir, tools } from './fixtures.js';
 
 const transcoder = new LocalTranscoder({ preset: 'ultrafast' }, { tools });
 const profiles = resolveProfiles('240p30,144p30');
-
-async function rejection(p: Promise<unknown>): Promise<SegmentFormatError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SegmentFormatError);
-  return err as SegmentFormatError;
-}
 
 describe('LocalTranscoder', () => {
   const tmp = tempDir('transcode');
@@ -139,7 +130,7 @@ describe('LocalTranscoder', () => {
       ['cut mid-GOP', (wide25[0] as Segment).bytes.subarray(188 * 600), 'NoKeyframe'],
     ];
     for (const [name, bytes, reason] of cases) {
-      const err = await rejection(transcoder.transcode(bytes, profiles));
+      const err = await rejection(transcoder.transcode(bytes, profiles), SegmentFormatError);
       expect(err.code, name).toBe('SegmentFormatDidntMatchJobInputParams');
       expect(err.details.reason, name).toBe(reason);
     }
@@ -151,7 +142,7 @@ describe('LocalTranscoder', () => {
     const forged = forgedTimestamps(bad.manyFrames as Buffer);
     expect(analyzeTs(forged).video?.duration).toBe(0);
     const strict = new LocalTranscoder({ limits: { ...defaultSegmentLimits, maxDuration: 2 } }, { tools });
-    const err = await rejection(strict.transcode(forged, profiles));
+    const err = await rejection(strict.transcode(forged, profiles), SegmentFormatError);
     expect(err.details).toMatchObject({ reason: 'TooLong', frames: 1200 });
   });
 

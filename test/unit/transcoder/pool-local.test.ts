@@ -11,18 +11,9 @@ import { fromConnectError } from '../../../src/rpc/errors.js';
 import { Transcoder } from '../../../src/rpc/gen/streamflow/v1/transcoder_pb.js';
 import { createRpcServer } from '../../../src/rpc/server.js';
 import { createRpcTransport } from '../../../src/rpc/transport.js';
-import { makeSource, tempDir, tools } from '../media/fixtures.js';
+import { makeSource, rejection, tempDir, tools } from '../media/fixtures.js';
 
 const profiles = resolveProfiles('144p30');
-
-async function rejection(p: Promise<unknown>): Promise<StreamflowError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(StreamflowError);
-  return err as StreamflowError;
-}
 
 describe('TranscoderPool with its local transcoder', () => {
   const tmp = tempDir('pool-local');
@@ -60,7 +51,9 @@ describe('TranscoderPool with its local transcoder', () => {
     const controller = new AbortController();
     const first = pool.transcode(segment, profiles, { signal: controller.signal });
     await running;
-    expect((await rejection(pool.transcode(segment, profiles))).code).toBe('OrchestratorBusy');
+    expect((await rejection(pool.transcode(segment, profiles), StreamflowError)).code).toBe(
+      'OrchestratorBusy',
+    );
     controller.abort(new Error('caller gave up'));
     await expect(first).rejects.toThrow('caller gave up');
     expect(pool.freeCapacity()).toBe(1);
@@ -72,7 +65,9 @@ describe('TranscoderPool with its local transcoder', () => {
 
   it('answers OrchestratorBusy with no member at all, and refuses remotes without a secret', async () => {
     const pool = new TranscoderPool({ localCapacity: 0 });
-    expect((await rejection(pool.transcode(segment, profiles))).code).toBe('OrchestratorBusy');
+    expect((await rejection(pool.transcode(segment, profiles), StreamflowError)).code).toBe(
+      'OrchestratorBusy',
+    );
 
     const server = await createRpcServer({ port: 0 }, (router) => pool.registerRoutes(router));
     const controller = new AbortController();
@@ -102,6 +97,6 @@ describe('TranscoderPool with its local transcoder', () => {
     const pending = pool.transcode(segment, profiles);
     pool.close();
     pool.close();
-    expect((await rejection(pending)).code).toBe('ShuttingDown');
+    expect((await rejection(pending, StreamflowError)).code).toBe('ShuttingDown');
   });
 });
