@@ -16,6 +16,8 @@ import { toConnectError, WireError } from './errors.js';
 import { defaultServerOptions, LIMITS, type RpcServerOptions } from './options.js';
 
 const MiB = 1024 * 1024;
+/** How long a stream answered before its body ended may stay open for the reply to reach the peer, ms. */
+const REFUSED_LINGER_MS = 500;
 
 /**
  * Request header a handler reads the caller's remote IP address from (no port: a new connection from the same
@@ -156,6 +158,7 @@ export async function createRpcServer(
     receiving.set(stream, arrival);
     let heldBytes = 0;
     let job = false;
+    let bodyEnded = false;
     stream.once('close', () => {
       receiving.delete(stream);
       admission.releaseBytes(heldBytes);
@@ -208,8 +211,21 @@ export async function createRpcServer(
         }
       },
       onEnd: () => {
+        bodyEnded = true;
         receiving.delete(stream);
       },
+    });
+    // A reply sent before the request body ended (a refusal): stop the peer sending (RFC 9113 §8.1 allows a reset after a complete reply) and free
+    // what the stream holds, instead of when the watchdog finds it. Not at once: an RST_STREAM right after the
+    // reply can overtake its trailers.
+    stream.once('finish', () => {
+      if (bodyEnded) return;
+      const timer = setTimeout(() => {
+        // CANCEL, not NO_ERROR: node holds a NO_ERROR close until the peer ends its side, which it need not.
+        if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, REFUSED_LINGER_MS);
+      timer.unref();
+      stream.once('close', () => clearTimeout(timer));
     });
     uHandler(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
@@ -262,7 +278,11 @@ export async function createRpcServer(
   server.on('tlsClientError', (err) => log.debug({ err }, 'rpc tls handshake failed'));
 
   const maxPerAddress = options.maxConnectionsPerAddress ?? defaultServerOptions.maxConnectionsPerAddress;
+  const headersTimeoutMs = options.headersTimeoutMs ?? defaultServerOptions.headersTimeoutMs;
+  const idleTimeoutMs = options.idleTimeoutMs ?? defaultServerOptions.idleTimeoutMs;
   const perAddress = new Map<string, number>();
+  /** Connections that have not opened a stream yet, by `address:port`, with their deadline. */
+  const mute = new Map<string, { socket: Socket; timer: NodeJS.Timeout }>();
   server.on('connection', (socket: Socket) => {
     const address = normalizeAddress(socket.remoteAddress ?? 'unknown');
     const n = perAddress.get(address) ?? 0;
@@ -273,46 +293,49 @@ export async function createRpcServer(
       return;
     }
     perAddress.set(address, n + 1);
+    const key = `${address}:${socket.remotePort}`;
+    // Held on the raw socket: a session that never got a preface does not close its socket when destroyed.
+    const timer = setTimeout(() => {
+      stats.sessionsTimedOut.headers++;
+      log.debug({ address }, 'rpc connection closed: no request in time');
+      socket.destroy();
+    }, headersTimeoutMs);
+    timer.unref();
+    mute.set(key, { socket, timer });
     socket.once('close', () => {
+      clearTimeout(timer);
+      if (mute.get(key)?.socket === socket) mute.delete(key);
       const left = (perAddress.get(address) ?? 1) - 1;
       if (left > 0) perAddress.set(address, left);
       else perAddress.delete(address);
     });
   });
 
-  const headersTimeoutMs = options.headersTimeoutMs ?? defaultServerOptions.headersTimeoutMs;
-  const idleTimeoutMs = options.idleTimeoutMs ?? defaultServerOptions.idleTimeoutMs;
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
     sessions.add(session);
     let open = 0;
-    let seen = false;
     let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => {
-          if (seen) {
-            stats.sessionsTimedOut.idle++;
-            session.close();
-          } else {
-            // Never sent a complete request: nothing to finish gracefully.
-            stats.sessionsTimedOut.headers++;
-            session.destroy();
-          }
-        },
-        seen ? idleTimeoutMs : headersTimeoutMs,
-      );
-      timer.unref();
-    };
-    arm();
     session.on('stream', (stream) => {
-      seen = true;
+      if (open === 0 && timer === undefined) {
+        const s = session.socket;
+        const key = `${normalizeAddress(s?.remoteAddress ?? 'unknown')}:${s?.remotePort}`;
+        const m = mute.get(key);
+        if (m) {
+          clearTimeout(m.timer);
+          mute.delete(key);
+        }
+      }
       open++;
       clearTimeout(timer);
       stream.once('close', () => {
         open--;
-        if (open === 0 && !session.closed && !session.destroyed) arm();
+        if (open > 0 || session.closed || session.destroyed) return;
+        timer = setTimeout(() => {
+          stats.sessionsTimedOut.idle++;
+          session.close();
+        }, idleTimeoutMs);
+        timer.unref();
       });
     });
     session.once('close', () => {
