@@ -16,6 +16,7 @@ import {
 import { fromConnectError, fromWireErrorMessage, WireError } from '../rpc/errors.js';
 import { Orchestrator } from '../rpc/gen/streamflow/v1/orchestrator_pb.js';
 import type { RpcTransportOptions } from '../rpc/options.js';
+import { signTranscodeRequest } from '../rpc/request-auth.js';
 import {
   contentHash,
   type DigestSigner,
@@ -222,18 +223,33 @@ export class OrchestratorClient {
     const expected = this.address;
     if (!expected) throw new WireError('Unavailable', 'negotiate (getInfo) before sending segments');
     const started = performance.now();
+    // Hashed once: the request signature commits to it and the receipt must name it.
+    const inputHash = contentHash(job.segment);
+    const metadata = {
+      streamId: job.streamId,
+      seq: BigInt(job.seq),
+      durationMs: Math.round(job.durationMs),
+      profiles: job.profiles.map(profileToProto),
+    };
+    // Signed by the session's owner, so nobody else can spend its credit (docs/rpc.md "Sessions").
+    const signed = await signTranscodeRequest(this.deps.signer, {
+      orchestrator: expected,
+      sender: job.payment.sender,
+      streamId: metadata.streamId,
+      seq: metadata.seq,
+      segmentHash: inputHash,
+      metadata,
+    });
     let reply: Awaited<ReturnType<Client<typeof Orchestrator>['transcode']>>;
     try {
       reply = await this.client.transcode(
         {
-          metadata: {
-            streamId: job.streamId,
-            seq: BigInt(job.seq),
-            durationMs: Math.round(job.durationMs),
-            profiles: job.profiles.map(profileToProto),
-          },
+          metadata,
           segment: job.segment,
           payment: paymentToProto(job.payment),
+          issuedAtMs: signed.issuedAtMs,
+          nonce: signed.nonce,
+          signature: hexToBytes(signed.signature),
         },
         { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) },
       );
@@ -250,7 +266,6 @@ export class OrchestratorClient {
     }
     const { renditions: sent, receipt } = reply.result.value;
     if (!receipt) throw new WireError('InvalidReceipt', 'transcode reply without a receipt');
-    const inputHash = contentHash(job.segment);
     if (
       receipt.streamId !== job.streamId ||
       receipt.seq !== BigInt(job.seq) ||

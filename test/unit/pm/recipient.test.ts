@@ -270,6 +270,23 @@ describe('Recipient validation error codes', () => {
     );
   });
 
+  // Issue 9 D8: the round change invalidated every sender, the next sweep took that for idleness and forgot
+  // them, and the refusal went out without params.
+  it('still carries fresh params after the round change was followed by a sweep', async () => {
+    const { recipient, chain, clock } = await harness(NEVER);
+    const p = await recipient.ticketParams(alice);
+    chain.round = roundInfo(p.creationRound + 1n);
+    recipient.setRound(chain.round);
+    clock.advance(1_000);
+    recipient.sweep();
+    const err = (await recipient
+      .receivePayment(referencePayment(p, [1n], aliceKey), session)
+      .catch((e) => e)) as PaymentError;
+    expect(err.code).toBe('TicketParamsExpired');
+    const fresh = err.details.params as TicketParams | undefined;
+    expect(fresh?.creationRound).toBe(chain.round.round);
+  });
+
   it('refuses options that would let accepted tickets expire before redemption', () => {
     expect(
       () =>
