@@ -4,12 +4,14 @@ import { createClient } from '@connectrpc/connect';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OrchestratorClient, sourceFactsOf, TranscodeRefused } from '../../src/broadcaster/client.js';
 import { FfmpegError } from '../../src/media/errors.js';
 import { type Profile, resolveProfiles } from '../../src/media/profiles.js';
 import { LocalTranscoder, type SegmentTranscoder, type TranscodeResult } from '../../src/media/transcode.js';
 import { StreamflowError } from '../../src/node/errors.js';
 import { type Logger, silentLogger } from '../../src/node/logger.js';
 import { type PoolEvent, TranscoderPool } from '../../src/orchestrator/transcoder-pool.js';
+import { Sender } from '../../src/pm/sender.js';
 import { fromConnectError } from '../../src/rpc/errors.js';
 import { Transcoder } from '../../src/rpc/gen/streamflow/v1/transcoder_pb.js';
 import { createRpcServer, type RpcServer } from '../../src/rpc/server.js';
@@ -17,6 +19,13 @@ import { createRpcTransport } from '../../src/rpc/transport.js';
 import { registerTranscoderCommand } from '../../src/transcoder/cli.js';
 import { RemoteTranscoder, type RemoteTranscoderEvent } from '../../src/transcoder/transcoder.js';
 import { cut, makeSource, rejection, tempDir, tools } from '../unit/media/fixtures.js';
+import {
+  hexBytes,
+  startOrchestrator,
+  TICKET_EV,
+  testAccount,
+  testKey,
+} from './fixtures/verify-orchestrator.js';
 
 const SECRET = 'test-secret';
 const TASK_TIMEOUT_MS = 20_000;
@@ -331,6 +340,48 @@ describe('TranscoderPool with remote transcoders', () => {
     const err = await rejection(pool.transcode(stream[0] as Buffer, profiles), StreamflowError);
     expect(err.code).toBe('TranscodeFailed');
     expect(err.message).toMatch(/after the source segment/);
+    expect(pool.memberInfo()).toEqual([]);
+  });
+
+  it('never lets the orchestrator sign a receipt over another segment’s renditions from its transcoder', async () => {
+    // The whole orchestrator side: the real JobService (payment, receipt signing) over the pool, asked by the
+    // broadcaster's own client. The only transcoder answers with segment 1's renditions for segment 0.
+    const { pool, server } = await servePool();
+    await connect(pool, server.url, {
+      transcoder: { transcode: async () => otherSegments },
+      backoffInitialMs: 60_000,
+    });
+    const node = await startOrchestrator({ account: testAccount('pool-orchestrator'), transcoder: pool });
+    cleanups.push(() => node.server.close());
+    const broadcaster = testAccount('pool-broadcaster');
+    const client = new OrchestratorClient(node.server.url, node.account.address, { signer: broadcaster });
+    cleanups.push(() => client.close());
+    const sender = new Sender(
+      {
+        privateKey: hexBytes(testKey('pool-broadcaster')),
+        domain: { chainId: 31_337, verifyingContract: '0x00000000000000000000000000000000000000b0' },
+      },
+      { funds: { deposit: () => 10n ** 18n } },
+    );
+    const info = await client.getInfo({ service: 'transcode/h264' }, { timeoutMs: 5_000 });
+    const seg = stream[0] as Buffer;
+    const err = await rejection(
+      client.transcode(
+        {
+          source: sourceFactsOf(seg),
+          streamId: 'pool-stream',
+          seq: 0,
+          durationMs: 1_000,
+          profiles,
+          segment: seg,
+          payment: sender.createPayment(info.params, TICKET_EV, { recipient: info.address }),
+        },
+        { timeoutMs: 30_000 },
+      ),
+      TranscodeRefused,
+    );
+    // A refusal from the orchestrator, not a signed reply: the broadcaster moves on without suspecting it.
+    expect(err.code).toBe('TranscodeFailed');
     expect(pool.memberInfo()).toEqual([]);
   });
 
