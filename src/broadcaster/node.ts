@@ -17,7 +17,7 @@ import { createPMMetrics } from '../pm/metrics.js';
 import type { SenderOptions } from '../pm/options.js';
 import { Sender } from '../pm/sender.js';
 import type { DigestSigner } from '../rpc/signing.js';
-import { discoverOrchestrators, regionCode, serviceId, staticOrchestrators } from './discovery.js';
+import { discoverWithReport, regionCode, serviceId, staticOrchestrators } from './discovery.js';
 import { BroadcasterError } from './errors.js';
 import { BrokerFunds, ensureFunded } from './funds.js';
 import { JobManager, type JobManagerOptions } from './jobs.js';
@@ -106,7 +106,7 @@ export class BroadcasterNode {
     const discover = options.orchestrators?.length
       ? async () => staticOrchestrators(options.orchestrators ?? [])
       : (signal?: AbortSignal) =>
-          discoverOrchestrators(
+          discoverWithReport(
             {
               service: serviceId(service),
               ...(region ? { region: regionCode(region) } : {}),

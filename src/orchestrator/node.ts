@@ -14,7 +14,7 @@ import { type Logger, silentLogger } from '../node/logger.js';
 import { definedOnly } from '../node/options.js';
 import { RecipientEngine } from '../pm/engine.js';
 import { createPMMetrics } from '../pm/metrics.js';
-import type { RecipientOptions } from '../pm/options.js';
+import { type RecipientOptions, referenceExpectedValue } from '../pm/options.js';
 import { ChallengeGuard } from '../rpc/challenge.js';
 import { Orchestrator } from '../rpc/gen/streamflow/v1/orchestrator_pb.js';
 import { createRpcServer, type RpcServer } from '../rpc/server.js';
@@ -59,8 +59,10 @@ export interface OrchestratorNodeOptions {
   /** Transcoder pool: local capacity, remote transcoders' secret, timeouts. */
   pool?: Partial<TranscoderPoolOptions>;
   /**
-   * Payment options. `expectedValue` defaults to the fee of about one 2 s segment into three renditions
-   * (50 M pixels) at `pricePerPixel`, so a segment costs one or two tickets.
+   * Payment options. `expectedValue` defaults to the fee of one reference segment (2 s into three renditions,
+   * `REFERENCE_SEGMENT_PIXELS` of src/pm/options.ts) at the lowest positive price it quotes (`pricePerPixel`
+   * or a region's), so a segment costs one or two tickets and a broadcaster's default EV cap, which follows
+   * the quoted price, accepts it in every region.
    */
   pm?: Partial<RecipientOptions>;
   /** Call `reward()` each round and `initializeRound()` when nobody has. @default true */
@@ -102,8 +104,6 @@ export interface OrchestratorStats {
   };
   transcoders: number;
 }
-
-const SEGMENT_PIXELS_ESTIMATE = 50_000_000n;
 
 /**
  * The orchestrator's composition root: payment engine, transcoder pool, job service and RPC server, on-chain
@@ -149,7 +149,7 @@ export class OrchestratorNode {
         dataDir: options.dataDir,
         address: this.address,
         domain: ticketDomain(manifest),
-        expectedValue: options.pricePerPixel * SEGMENT_PIXELS_ESTIMATE || 1n,
+        expectedValue: referenceExpectedValue(lowestPrice(options.pricePerPixel, options.regionPrices)),
         ...definedOnly(options.pm ?? {}),
       },
       { chain, redeemer, logger, metrics: createPMMetrics(this.registry) },
@@ -367,4 +367,11 @@ export class OrchestratorNode {
       .then(() => this.log.info({ address: this.address }, 'orchestrator stopped'));
     return this.stopping;
   }
+}
+
+/** The lowest positive price among the base and the region prices, wei per pixel (0 when all are 0). */
+function lowestPrice(base: bigint, regions: Readonly<Record<string, bigint>> = {}): bigint {
+  let low = base > 0n ? base : undefined;
+  for (const p of Object.values(regions)) if (p > 0n && (low === undefined || p < low)) low = p;
+  return low ?? 0n;
 }
