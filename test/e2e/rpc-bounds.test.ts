@@ -3,16 +3,36 @@ import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Address, parseEther } from 'viem';
+import { create } from '@bufbuild/protobuf';
+import { createClient } from '@connectrpc/connect';
+import { type Address, bytesToHex, keccak256, parseEther, toHex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceFactsOf } from '../../src/broadcaster/client.js';
 import { BroadcasterNode } from '../../src/broadcaster/node.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { writeManifest } from '../../src/chain/manifest.js';
 import { mineToNextRound } from '../../src/chain/staking.js';
 import { startTestPublisher } from '../../src/demo/demo.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
+import { LocalTranscoder } from '../../src/media/transcode.js';
 import { createLogger } from '../../src/node/logger.js';
-import { tempDir, tools } from '../unit/media/fixtures.js';
+import { JobService } from '../../src/orchestrator/service.js';
+import { OrchestratorState } from '../../src/orchestrator/state.js';
+import { Recipient } from '../../src/pm/recipient.js';
+import { Sender } from '../../src/pm/sender.js';
+import { PMStore } from '../../src/pm/store.js';
+import { signDigest } from '../../src/pm/ticket.js';
+import type { Payment } from '../../src/pm/types.js';
+import { ChallengeGuard } from '../../src/rpc/challenge.js';
+import { paymentToProto, profileToProto } from '../../src/rpc/convert.js';
+import { fromConnectError } from '../../src/rpc/errors.js';
+import { Orchestrator, TranscodeRequestSchema } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
+import { expectedPixels } from '../../src/rpc/pricing.js';
+import { createRpcServer } from '../../src/rpc/server.js';
+import { createRpcTransport } from '../../src/rpc/transport.js';
+import { cut, makeSource, tempDir, tools } from '../unit/media/fixtures.js';
+import { domain, ETH, FakeChain, keyFor, recipientKey, secretA } from '../unit/pm/helpers.js';
 import { exited } from './fixtures/hls-check.js';
 
 // D4 of issue 9: HTTP/2 streams on the orchestrator's RPC port that declare huge messages and drip them. The
@@ -204,4 +224,111 @@ describe('the RPC port under a slowloris (D4)', () => {
       for (const s of sessions) s.destroy();
     }
   }, 180_000);
+});
+
+// D5 of issue 9: a funded sender sends payments of 600 tickets with bad signatures, each over a new connection.
+// The error budget used to be keyed by ip:port, so every connection started a fresh budget: 265,200 signature
+// recoveries. The orchestrator's job service here is the real one on a real RPC server (only the chain under
+// the recipient is a fake), and the flood goes over real sockets.
+describe('a bad-signature flood over fresh connections (D5)', () => {
+  const tmp = tempDir('rpc-bounds-d5');
+  const orchestrator = privateKeyToAccount(bytesToHex(recipientKey));
+  const aliceKey = keyFor('rpc-bounds alice');
+  const alice = privateKeyToAccount(bytesToHex(aliceKey));
+  const malloryKey = keyFor('rpc-bounds mallory');
+  const mallory = privateKeyToAccount(bytesToHex(malloryKey));
+  const flood = profiles.slice(0, 1);
+
+  afterAll(() => tmp.remove());
+
+  it('refuses the flooding sender after its budget, bounds the recoveries, and serves an honest sender', async () => {
+    const [seg] = cut(makeSource(tmp.dir, 'src', { width: 320, height: 180, fps: 30, seconds: 2 }));
+    if (!seg) throw new Error('no segment');
+    const chain = new FakeChain();
+    chain.fund(alice.address);
+    chain.fund(mallory.address);
+    const store = new PMStore(':memory:');
+    const recipient = new Recipient(
+      { address: orchestrator.address, domain, expectedValue: 1_000_000n, nonceCheckpointMs: 3_600_000 },
+      { chain, store, secret: secretA },
+    );
+    await recipient.start();
+    const state = new OrchestratorState(':memory:');
+    const service = new JobService(
+      { serviceUri: '', pricePerPixel: 1n, regionPrices: {}, services: ['transcode/h264'], regions: [] },
+      {
+        address: orchestrator.address,
+        signer: orchestrator,
+        recipient,
+        transcoder: new LocalTranscoder({ preset: 'ultrafast', threads: 1 }, { tools }),
+        capacityLeft: () => 3,
+        challenges: new ChallengeGuard(),
+        state,
+      },
+    );
+    const server = await createRpcServer({ host: '127.0.0.1', port: 0 }, (router) =>
+      router.service(Orchestrator, service.service()),
+    );
+    /** One call over a connection of its own; the code it was refused with, or 'ok'. */
+    const call = async (payment: Payment, streamId: string): Promise<string> => {
+      const controller = new AbortController();
+      const c = createClient(Orchestrator, createRpcTransport(server.url, { signal: controller.signal }));
+      try {
+        const reply = await c.transcode(
+          create(TranscodeRequestSchema, {
+            metadata: {
+              streamId,
+              seq: 0n,
+              durationMs: Math.round(seg.duration * 1000),
+              profiles: flood.map(profileToProto),
+            },
+            segment: seg.bytes,
+            payment: paymentToProto(payment),
+          }),
+        );
+        return reply.result.case === 'error' ? reply.result.value.code : 'ok';
+      } catch (err) {
+        return fromConnectError(err).code;
+      } finally {
+        controller.abort();
+      }
+    };
+    try {
+      const params = await recipient.ticketParams(mallory.address);
+      const garbage = (round: number): Payment => ({
+        sender: mallory.address,
+        params,
+        tickets: Array.from({ length: 600 }, (_, i) => ({
+          senderNonce: BigInt(round * 1000 + i + 1),
+          signature: signDigest(keccak256(toHex(`${round}/${i}`)), malloryKey),
+        })),
+      });
+      const codes: string[] = [];
+      for (let round = 0; round < 40; round++) codes.push(await call(garbage(round), 'mallory'));
+      const recoveries = recipient.stats.recoveries;
+      console.log(
+        `rpc-bounds D5: 40 payments × 600 bad tickets → ${recoveries} signature recoveries; codes ${[...new Set(codes)].join(',')}`,
+      );
+      expect(codes[0]).toBe('InvalidSignature');
+      expect(
+        codes.slice(1).every((c) => c === 'TooManyErrors'),
+        codes.join(','),
+      ).toBe(true);
+      // The default budget: 20 errors, the 21st refuses. 24,000 without the budget.
+      expect(recoveries).toBeLessThanOrEqual(21);
+
+      // Alice, from the same address, pays and is served.
+      const sender = new Sender({ privateKey: aliceKey, domain }, { funds: { deposit: () => ETH } });
+      const fee = expectedPixels(flood, sourceFactsOf(seg.bytes).duration);
+      const payment = sender.createPayment(await recipient.ticketParams(alice.address), fee, {
+        recipient: orchestrator.address,
+      });
+      expect(await call(payment, 'alice')).toBe('ok');
+    } finally {
+      await server.close();
+      await recipient.stop();
+      store.close();
+      state.close();
+    }
+  }, 120_000);
 });
