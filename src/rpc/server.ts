@@ -186,6 +186,8 @@ export async function createRpcServer(
     // connect allocates a Connect unary body's content-length up front; guardBody checks it instead.
     uReq.header.delete('content-length');
     const input = uHandler.method.input;
+    const singleMessage =
+      uHandler.method.methodKind === 'unary' || uHandler.method.methodKind === 'server_streaming';
     const guard: BodyGuardOptions = {
       procedure: path,
       framing: bodyFraming(req.headers['content-type']),
@@ -209,6 +211,9 @@ export async function createRpcServer(
           admission.takeJob();
           job = true;
         }
+        // connect reads the end of a one-message body only after the handler returned, which for a job is
+        // seconds later: the request has arrived, the watchdog is done with it.
+        if (singleMessage) receiving.delete(stream);
       },
       onEnd: () => {
         bodyEnded = true;

@@ -199,6 +199,17 @@ describe('rpc server resource limits', () => {
     expect(server.stats.streamsReset.bodyTimeout).toBe(1);
   });
 
+  it('leaves a call alone once its request arrived, however long its handler takes', async () => {
+    const server = await serve(
+      { bodyIdleTimeoutMs: 200, bodyGraceMs: 100, bodyTimeoutMs: 400 },
+      // Simulated work, longer than every body timeout.
+      routes({ transcode: () => new Promise((r) => setTimeout(r, 1_200)) }),
+    );
+    const reply = await client(server.url).transcode({ segment: new Uint8Array(64 * KiB) });
+    expect(reply.ticketParams).toBeDefined();
+    expect(server.stats.streamsReset).toEqual({ bodyTooSlow: 0, bodyIdle: 0, bodyTimeout: 0 });
+  });
+
   it('refuses with OrchestratorBusy once the request bytes in flight reach the cap', async () => {
     const server = await serve({
       maxInFlightRequestBytes: MiB,
