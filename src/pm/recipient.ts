@@ -415,9 +415,10 @@ export class Recipient {
     if (faceValue <= 0n || faceValue < minFaceValue) {
       throw new PaymentError(
         'LowPMBalance',
-        `Sender ${key} has ${maxFloat} wei of reserve this orchestrator can claim (after its pending tickets); a ` +
-          `ticket must be worth at least ${minFaceValue} wei to pay for its redemption. Fund the reserve.`,
-        { sender: key, maxFloat, txCost, required: minFaceValue },
+        // What the sender holds is not told (issue 9 §1: no balance in any text), only what a ticket needs.
+        `The reserve of sender ${key} this orchestrator can claim (after its pending tickets) cannot pay a ` +
+          `ticket worth ${minFaceValue} wei, the least that pays for its redemption. Fund the reserve.`,
+        { sender: key, txCost, required: minFaceValue },
       );
     }
     const winProb = winProbFor(this.options.expectedValue, faceValue);
@@ -689,9 +690,9 @@ export class Recipient {
     if (rec.params.faceValue > coverage) {
       this.refuse(
         'LowPMBalance',
-        `Sender ${senderKey} has ${coverage} wei of deposit and claimable reserve left, less than the face value ` +
+        `The deposit and claimable reserve of sender ${senderKey} cannot cover the face value ` +
           `${rec.params.faceValue}. Fund the deposit or reserve.`,
-        { sender: senderKey, coverage, faceValue: rec.params.faceValue },
+        { sender: senderKey, faceValue: rec.params.faceValue },
       );
     }
   }
