@@ -64,9 +64,9 @@ export function frameInterval(sourceFps: number, profileFps: number): number {
  * Honest output passes all three by construction, whatever the rates: the rendition is timed by the source's
  * own timestamps, so a 25 fps source in a 30 fps profile gives 30 × duration frames (repeats), a 60 fps source
  * 30 × duration (drops), a short last segment proportionally fewer; of a single-frame source (no measured
- * length) only the start is checked. A source without
- * timestamps cannot be checked for its start (the orchestrator refuses such a segment anyway); a rendition
- * without them, for a source that has them, is a mismatch.
+ * length) only the start is checked. A source without timestamps cannot be checked for its start (the
+ * orchestrator refuses such a segment anyway); a rendition without them, for a source that has them, is a
+ * mismatch.
  *
  * @param profileFps the frame rate the rendition was asked for, frames/s
  */

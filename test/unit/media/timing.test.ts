@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PTS_HZ } from '../../../src/media/mpegts.js';
@@ -220,6 +221,22 @@ describe('checkTiming on real ffmpeg output', () => {
       }
     }
     expect(checked.length).toBeGreaterThanOrEqual(20);
+  });
+
+  it('passes the honest renditions of a single-frame segment (taken under minFrames 1)', async () => {
+    const out = join(tmp.dir, 'one.ts');
+    execFileSync(tools.ffmpeg, [
+      ...['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=30'],
+      ...['-frames:v', '1', '-c:v', 'libx264', '-preset', 'veryfast', out],
+    ]);
+    const bytes = readFileSync(out);
+    const limits = { ...defaultSegmentLimits, minFrames: 1 };
+    const src = segmentFacts(validateSegment(bytes, limits));
+    expect(src.frames).toBe(1);
+    const one = new LocalTranscoder({ threads: 1, limits }, { tools });
+    for (const r of (await one.transcode(bytes, p144)).renditions) {
+      expect(checkTiming(r, src, r.profile.fps), r.profile.name).toBeUndefined();
+    }
   });
 
   it('flags the honest renditions of another segment of the same stream', async () => {
