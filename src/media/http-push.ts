@@ -45,7 +45,8 @@ export interface HttpPushDeps {
 }
 
 const STREAM_RE = /^[A-Za-z0-9_-]{1,64}$/;
-const KEY_RE = /^[A-Za-z0-9_.~+/=-]{1,256}$/;
+/** A key in the path: base64url (what `keys create` makes) or other URL-safe text, taken literally. */
+const KEY_RE = /^[A-Za-z0-9_.~-]{1,256}$/;
 
 /**
  * HTTP status of a refusal by its code. Codes of the broadcaster's ingest rules (src/broadcaster/ingest-auth.ts)
@@ -128,7 +129,7 @@ export function createHttpPushHandler(
     const push: PushRequest = {
       stream,
       seq: seqMatch ? Number(seqMatch[1]) : undefined,
-      key: bearer ?? (pathKey ? decodeKey(pathKey) : undefined),
+      key: bearer ?? pathKey,
       remoteAddress: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
     };
     if (ending) {
@@ -224,14 +225,6 @@ function crossOrigin(req: IncomingMessage): boolean {
   if (origin === undefined) return false;
   const host = req.headers.host;
   return !host || (origin !== `http://${host}` && origin !== `https://${host}`);
-}
-
-function decodeKey(raw: string): string | undefined {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A refusal before the body was read: the body is not wanted, so the connection closes after the answer. */
