@@ -84,19 +84,19 @@ export function keyMatches(key: string, storedHash: string): boolean {
   return b.length === a.length && timingSafeEqual(a, b);
 }
 
-/** Whether a remote address (as node reports it, IPv4, IPv6 or IPv4-mapped, maybe with `:port`) is loopback. */
+/**
+ * Whether a remote address is loopback: an IPv4, IPv6 or IPv4-mapped address as node reports it, bare or with a
+ * port (`1.2.3.4:5678`, `[::1]:5678`).
+ */
 export function isLoopback(address: string | undefined): boolean {
   if (!address) return false;
   let host = address;
-  if (isIP(host) === 0) {
-    // `1.2.3.4:5678` or `[::1]:5678`
-    const m = /^\[?([^\]]+?)\]?:\d+$/.exec(address);
-    host = m?.[1] ?? address;
-  }
+  if (host.startsWith('[')) host = host.slice(1, host.indexOf(']') < 0 ? undefined : host.indexOf(']'));
+  else if (isIP(host) === 0) host = host.replace(/:\d+$/, '');
   host = host.toLowerCase();
-  if (host.startsWith('::ffff:')) host = host.slice(7);
+  if (host.startsWith('::ffff:') && isIP(host.slice(7)) === 4) host = host.slice(7);
   if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1' || host === '0:0:0:0:0:0:0:1';
+  return isIP(host) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(host);
 }
 
 /** One entry of the stream-keys file. */

@@ -162,6 +162,11 @@ export class StreamRegistry {
     checkStreamName(req.stream);
     const session = this.pushes.get(req.stream);
     if (session) return this.checkSession(session, req);
+    if (req.seq === undefined) {
+      // The end of a stream that is not live: nothing to end, but a stranger learns nothing either.
+      await this.deps.auth.authorize(req, signal);
+      return;
+    }
     this.checkOpen(req.stream);
     const grant = await this.deps.auth.authorize(req, signal);
     // Another push of the same stream may have opened it meanwhile.

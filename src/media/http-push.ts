@@ -130,7 +130,7 @@ export function createHttpPushHandler(
       stream,
       seq: seqMatch ? Number(seqMatch[1]) : undefined,
       key: bearer ?? pathKey,
-      remoteAddress: `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`,
+      remoteAddress: remoteOf(req),
     };
     if (ending) {
       (async () => {
@@ -225,6 +225,12 @@ function crossOrigin(req: IncomingMessage): boolean {
   if (origin === undefined) return false;
   const host = req.headers.host;
   return !host || (origin !== `http://${host}` && origin !== `https://${host}`);
+}
+
+/** `ip:port` of the client, IPv6 in brackets (`::1:5000` would read as one address). */
+function remoteOf(req: IncomingMessage): string {
+  const ip = req.socket.remoteAddress ?? '?';
+  return `${ip.includes(':') ? `[${ip}]` : ip}:${req.socket.remotePort ?? 0}`;
 }
 
 /** A refusal before the body was read: the body is not wanted, so the connection closes after the answer. */

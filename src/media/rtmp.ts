@@ -376,7 +376,9 @@ class RtmpConnection {
   ) {
     const o = server.options;
     this.reader = new RtmpChunkReader(o.maxMessageBytes);
-    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    const ip = socket.remoteAddress ?? '?';
+    // IPv6 in brackets: `::1:5000` would read as one address.
+    this.remoteAddress = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
     this.log = log?.child({ conn: id, remote: this.remoteAddress });
     socket.setNoDelay(true);
     socket.setTimeout(o.idleTimeoutMs, () => this.destroy('disconnected', 'idle timeout'));

@@ -121,10 +121,27 @@ describe('ingest authorization', () => {
   it('with neither keys nor a webhook, takes loopback publishers only', async () => {
     const auth = new IngestAuth({ profiles: PROFILES });
     expect(auth.mode).toBe('loopback');
-    for (const remoteAddress of ['127.0.0.1:5', '127.8.9.1', '::1', '[::1]:1935', '::ffff:127.0.0.1']) {
+    for (const remoteAddress of [
+      '127.0.0.1:5',
+      '127.8.9.1',
+      '::1',
+      '[::1]:1935',
+      '::ffff:127.0.0.1',
+      '[::ffff:127.0.0.1]:80',
+      '0:0:0:0:0:0:0:1',
+    ]) {
       expect((await auth.authorize(req({ remoteAddress }))).via, remoteAddress).toBe('loopback');
     }
-    for (const remoteAddress of ['192.0.2.2:5000', '10.0.0.1', '::ffff:10.0.0.1', 'fd00::2', '', '?:0']) {
+    for (const remoteAddress of [
+      '192.0.2.2:5000',
+      '10.0.0.1',
+      '::ffff:10.0.0.1',
+      'fd00::2',
+      '[fd00::1]:1935',
+      '::1:5000',
+      '',
+      '?:0',
+    ]) {
       await refusal(auth.authorize(req({ remoteAddress })), 'NotLoopback');
     }
     expect(isLoopback('128.0.0.1')).toBe(false);
