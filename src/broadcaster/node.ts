@@ -330,9 +330,20 @@ export class BroadcasterNode {
     return false;
   }
 
-  /** Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. */
+  /**
+   * Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. Rejects
+   * as {@link stream} does when the name is taken or every slot is.
+   */
   ingestFile(id: string, input: string, opts: { realtime?: boolean } = {}): Promise<StreamStats> {
-    const stream = this.stream(id);
+    let stream: BroadcastStream;
+    try {
+      stream = this.stream(id);
+    } catch (err) {
+      const refused = Promise.reject(err);
+      // Logged (and so handled) like any ingest that ends with an error: `void ingestFile(…)` must not crash.
+      this.track(refused);
+      return refused;
+    }
     const run = (async () => {
       try {
         const segments = segmentSource(
