@@ -185,6 +185,42 @@ describe('stream bookkeeping', () => {
     expect(registry.get('cam')?.snapshot()).toMatchObject({ ended: true, ingested: 3 });
   });
 
+  it('makes only the profiles the auth webhook allowed for that stream', async () => {
+    const asked: unknown[] = [];
+    const auth = new IngestAuth(
+      { profiles: profiles.map((p) => p.name), authWebhook: 'http://auth.invalid/hook' },
+      {
+        fetch: async (_url, init) => {
+          asked.push(JSON.parse(String(init?.body)));
+          return new Response('{"profiles":["240p30"]}', { status: 200 });
+        },
+      },
+    );
+    const registry = new StreamRegistry({ profiles }, { jobs: noOrchestrator, auth });
+    const { server, port } = await pushServer(registry);
+    servers.push(server);
+    expect(
+      (await send(port, 'PUT', '/live/narrow/0.ts', segment, { authorization: 'Bearer k' })).status,
+    ).toBe(200);
+    expect((await send(port, 'PUT', '/live/narrow/1.ts', second, { authorization: 'Bearer k' })).status).toBe(
+      200,
+    );
+    // Asked once for the stream, not for every segment.
+    expect(asked).toEqual([
+      {
+        stream: 'narrow',
+        key: 'k',
+        remoteAddress: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+        protocol: 'http',
+      },
+    ]);
+    expect(registry.get('narrow')?.profiles.map((p) => p.name)).toEqual(['240p30']);
+    // No orchestrator here, so the variants carry the source; the 360p30 variant does not exist at all.
+    const hls = registry.get('narrow')?.hls;
+    expect(await hls?.get('240p30/index.m3u8')).toBeDefined();
+    expect(await hls?.get('360p30/index.m3u8')).toBeUndefined();
+  });
+
   it('ends a pushed stream that stops sending after the idle timeout', async () => {
     const registry = new StreamRegistry(
       { profiles, pushIdleTimeoutMs: 100 },
