@@ -52,6 +52,11 @@ interface PushSession {
   stream: BroadcastStream;
   /** SHA-256 of the key that opened it; later pushes must carry the same. Undefined: opened without a key. */
   keyHash: string | undefined;
+  /**
+   * The opener's address without the port, when a webhook let it in without a key: later pushes must come from
+   * there (a keyless grant is a grant to that publisher, not to the stream name). Undefined otherwise.
+   */
+  host: string | undefined;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -176,6 +181,7 @@ export class StreamRegistry {
     const opened: PushSession = {
       stream,
       keyHash: req.key !== undefined ? hashStreamKey(req.key) : undefined,
+      host: req.key === undefined && grant.via !== 'loopback' ? hostOf(req.remoteAddress) : undefined,
       timer: undefined,
     };
     this.pushes.set(req.stream, opened);
@@ -192,6 +198,15 @@ export class StreamRegistry {
         req.key === undefined ? 'StreamKeyRequired' : 'StreamKeyRefused',
         `stream ${req.stream} is live and pushed with another key`,
         { stream: req.stream },
+      );
+    }
+    if (session.host !== undefined && hostOf(req.remoteAddress) !== session.host) {
+      throw new IngestError(
+        'StreamKeyRefused',
+        `stream ${req.stream} is live and pushed by another publisher`,
+        {
+          stream: req.stream,
+        },
       );
     }
     if (req.seq !== undefined) session.stream.checkSeq(req.seq);
@@ -275,4 +290,10 @@ export class StreamRegistry {
       if (this.streams.get(id) === e.stream) this.streams.delete(id);
     }
   }
+}
+
+/** `1.2.3.4:5` → `1.2.3.4`, `[::1]:5` → `::1`. */
+function hostOf(remote: string): string {
+  const m = /^\[([^\]]*)\]:\d+$/.exec(remote) ?? /^([^:]*):\d+$/.exec(remote);
+  return m?.[1] ?? remote;
 }

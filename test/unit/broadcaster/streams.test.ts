@@ -215,10 +215,26 @@ describe('stream bookkeeping', () => {
       },
     ]);
     expect(registry.get('narrow')?.profiles.map((p) => p.name)).toEqual(['240p30']);
+    // The grant went with that key: the stream takes nothing without it.
+    expect((await send(port, 'PUT', '/live/narrow/2.ts', second)).status).toBe(401);
     // No orchestrator here, so the variants carry the source; the 360p30 variant does not exist at all.
     const hls = registry.get('narrow')?.hls;
     expect(await hls?.get('240p30/index.m3u8')).toBeDefined();
     expect(await hls?.get('360p30/index.m3u8')).toBeUndefined();
+  });
+
+  it('binds a stream the webhook let in without a key to the publisher it let in', async () => {
+    const auth = new IngestAuth(
+      { profiles: [], authWebhook: 'http://auth.invalid/hook' },
+      { fetch: async () => new Response(null, { status: 204 }) },
+    );
+    const registry = new StreamRegistry({ profiles }, { jobs: noOrchestrator, auth });
+    const push = (remoteAddress: string, seq: number) =>
+      registry.authorizePush({ stream: 'cam', key: undefined, remoteAddress, protocol: 'http', seq });
+    await push('192.0.2.10:4000', 0);
+    await push('192.0.2.10:4001', 1);
+    const err = await rejection(push('192.0.2.11:4000', 1), IngestError);
+    expect(err.code).toBe('StreamKeyRefused');
   });
 
   it('ends a pushed stream that stops sending after the idle timeout', async () => {
