@@ -1,8 +1,9 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createStreamKey } from '../../src/broadcaster/ingest-auth.js';
+import { createStreamKey, hashStreamKey } from '../../src/broadcaster/ingest-auth.js';
 import { type Network, startNetwork } from '../../src/demo/network.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
 import type { Segment } from '../../src/media/segmenter.js';
@@ -177,4 +178,38 @@ describe('broadcaster ingest is authenticated and bounded', () => {
     expect(end.status).toBe(204);
     expect((await push('pushed')).status).toBe(200);
   }, 120_000);
+});
+
+describe('streamflow broadcaster keys create', () => {
+  const tmp = tempDir('keys-cli');
+  const bin = join(import.meta.dirname, '../../bin/streamflow.js');
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [bin, 'broadcaster', 'keys', 'create', ...args], { encoding: 'utf8' });
+  afterAll(() => tmp.remove());
+
+  it('prints a new key once, keeps only its hash in a 0600 file and refuses to overwrite a name', () => {
+    const file = join(tmp.dir, 'keys.json');
+    const first = run('cam', '--stream-keys', file);
+    expect(first.status, first.stderr).toBe(0);
+    const key = first.stdout.trim();
+    expect(key).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readFileSync(file, 'utf8')).not.toContain(key);
+    expect(JSON.parse(readFileSync(file, 'utf8')).keys.cam.sha256).toBe(hashStreamKey(key));
+
+    const again = run('cam', '--stream-keys', file);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toContain('error [StreamKeyExists]');
+    expect(again.stdout).toBe('');
+    const replaced = run('cam', '--stream-keys', file, '--replace');
+    expect(replaced.status, replaced.stderr).toBe(0);
+    expect(replaced.stdout.trim()).not.toBe(key);
+
+    const dots = run('..', '--stream-keys', file);
+    expect(dots.status).toBe(1);
+    expect(dots.stderr).toContain('error [InvalidStreamName]');
+    const missing = run('cam');
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('--stream-keys');
+  }, 60_000);
 });
