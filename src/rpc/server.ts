@@ -60,7 +60,11 @@ export interface RpcServer {
 
 /**
  * Serves Connect RPC routes (gRPC, gRPC-Web and Connect protocols) over HTTP/2: cleartext h2c by default,
- * TLS when `options.tls` is given. Messages above `maxMessageBytes` are refused in both directions.
+ * TLS when `options.tls` is given. Messages above `maxMessageBytes` are refused in both directions, request
+ * messages above their procedure's `procedureMaxBytes` as soon as their length is declared. Every resource a
+ * peer can make the server hold is bounded (docs/rpc.md, "Resource limits"): streams per connection,
+ * connections per address, header bytes, request bytes and jobs in flight (`OrchestratorBusy` above them), and
+ * the time a connection may stay silent or idle and a request body may take to arrive.
  *
  * @example
  * const server = await createRpcServer({ port: 0 }, (router) => router.service(Orchestrator, impl));
@@ -220,9 +224,9 @@ export async function createRpcServer(
         receiving.delete(stream);
       },
     });
-    // A reply sent before the request body ended (a refusal): stop the peer sending (RFC 9113 §8.1 allows a reset after a complete reply) and free
-    // what the stream holds, instead of when the watchdog finds it. Not at once: an RST_STREAM right after the
-    // reply can overtake its trailers.
+    // A reply sent before the request body ended (a refusal): stop the peer sending (RFC 9113 §8.1 allows a
+    // reset after a complete reply) and free what the stream holds, instead of when the watchdog finds it. Not
+    // at once: an RST_STREAM right after the reply can overtake its trailers.
     stream.once('finish', () => {
       if (bodyEnded) return;
       const timer = setTimeout(() => {
@@ -264,10 +268,9 @@ export async function createRpcServer(
   }, tickMs);
   watchdog.unref();
 
-  const largestMessage = Math.max(maxMessageBytes, ...Object.values(procedureMaxBytes).map(Number));
   // Node's default (10 MB of buffered frames per session) would reset a session mid-way through one large
   // segment; allow a few maximal messages in flight.
-  const maxSessionMemory = Math.max(10, Math.ceil((4 * Math.min(largestMessage, maxMessageBytes)) / MiB));
+  const maxSessionMemory = Math.max(10, Math.ceil((4 * maxMessageBytes) / MiB));
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? defaultServerOptions.maxConcurrentStreams,
     maxHeaderListSize: options.maxHeaderBytes ?? defaultServerOptions.maxHeaderBytes,
