@@ -246,8 +246,18 @@ export async function createRpcServer(
   // One timer for every stream: a peer that declares a large message and drips it, or stops sending, is reset
   // within seconds, whatever it declared.
   const tickMs = Math.max(50, Math.min(500, Math.floor(Math.min(body.graceMs, body.idleMs) / 4)));
+  let lastTick = Date.now();
   const watchdog = setInterval(() => {
     const now = Date.now();
+    // This process was stalled (GC, starved of CPU): it read nothing meanwhile, which is not the peers' fault.
+    const stall = now - lastTick - 2 * tickMs;
+    lastTick = now;
+    if (stall > 0) {
+      for (const a of receiving.values()) {
+        a.openedAt += stall;
+        a.lastDataAt += stall;
+      }
+    }
     for (const [stream, a] of receiving) {
       const age = now - a.openedAt;
       const reason =

@@ -177,7 +177,7 @@ describe('rpc server resource limits', () => {
     const reply = await client(server.url).transcode({ segment: new Uint8Array(MiB) });
     expect(reply.ticketParams?.faceValue).toEqual(new Uint8Array([16, 0]));
     const results = await Promise.all(drips.map((d) => d.done));
-    // Default grace 2 s at 256 KiB/s: every drip is gone well before its 20 MiB could arrive.
+    // Default grace 5 s at 64 KiB/s: every drip is gone well before its 20 MiB could arrive.
     expect(Date.now() - started).toBeLessThan(15_000);
     for (const [i, r] of results.entries()) {
       expect(r.rstCode, `stream ${i}`).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
