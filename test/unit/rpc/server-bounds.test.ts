@@ -178,13 +178,14 @@ describe('rpc server resource limits', () => {
     expect(reply.ticketParams?.faceValue).toEqual(new Uint8Array([16, 0]));
     const results = await Promise.all(drips.map((d) => d.done));
     // Default grace 5 s at 64 KiB/s: every drip is gone well before its 20 MiB could arrive.
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // (Room for a loaded machine: the watchdog's clock stops while this process is starved.)
+    expect(Date.now() - started).toBeLessThan(25_000);
     for (const [i, r] of results.entries()) {
       expect(r.rstCode, `stream ${i}`).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
     }
     expect(server.stats.streamsReset.bodyTooSlow).toBe(300);
     expect(server.stats.inFlightBytes).toBe(0);
-  }, 30_000);
+  }, 60_000);
 
   it('resets a stream that stops sending, and one that outlasts the body deadline', async () => {
     const server = await serve({ bodyIdleTimeoutMs: 300, bodyTimeoutMs: 1_500, minBodyBytesPerSecond: 1 });
