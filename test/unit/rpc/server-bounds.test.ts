@@ -312,6 +312,14 @@ describe('rpc server resource limits', () => {
     expect(server.stats.sessionsTimedOut.idle).toBe(1);
   });
 
+  it('lets a client whose idle connection was closed call again over a new one', async () => {
+    const server = await serve({ idleTimeoutMs: 300 });
+    const c = client(server.url);
+    await c.getOrchestratorInfo({});
+    await until(() => server.stats.sessionsTimedOut.idle === 1, 10_000, 'the idle session to be closed');
+    await expect(c.getOrchestratorInfo({})).resolves.toBeDefined();
+  });
+
   it('tells handlers the remote IP address without the port', async () => {
     const peers: (string | null)[] = [];
     const server = await serve({}, routes({ peer: (p) => peers.push(p) }));
