@@ -101,6 +101,26 @@ function invalidUrl(raw: string, cause?: unknown): DiscoveryError {
   );
 }
 
+/** Pool members discovery left out, by the first filter each failed. */
+export interface DiscoveryFiltered {
+  /** Not in the active set this round. */
+  inactive: number;
+  /** Below the stake floor. */
+  stake: number;
+  /** Not offering the service. */
+  service: number;
+  /** Not serving the region. */
+  region: number;
+  /** No service URI in the ServiceRegistry: unreachable whatever it advertises. */
+  noServiceUri: number;
+}
+
+/** What {@link discoverWithReport} found, and what it left out. */
+export interface DiscoveryReport {
+  candidates: OrchestratorCandidate[];
+  filtered: DiscoveryFiltered;
+}
+
 /**
  * Reads the orchestrator pool and the ServiceRegistry and returns the orchestrators that are in the active
  * set, offer `request.service`, serve `request.region` (when given) and have at least `request.minStake`,
@@ -111,6 +131,18 @@ export async function discoverOrchestrators(
   deps: DiscoveryDeps,
   options: Partial<DiscoveryOptions> = {},
 ): Promise<OrchestratorCandidate[]> {
+  return (await discoverWithReport(request, deps, options)).candidates;
+}
+
+/**
+ * {@link discoverOrchestrators}, also counting the pool members left out by the first filter each failed,
+ * so a broadcaster that finds nobody can say why.
+ */
+export async function discoverWithReport(
+  request: DiscoveryRequest,
+  deps: DiscoveryDeps,
+  options: Partial<DiscoveryOptions> = {},
+): Promise<DiscoveryReport> {
   const opts = { ...defaultDiscoveryOptions, ...options };
   const { signal } = deps;
   signal?.throwIfAborted();
@@ -119,6 +151,7 @@ export async function discoverOrchestrators(
   const sr = c.serviceRegistry.read;
 
   const pool = await orchestratorPool(deps.conn, deps.manifest, signal);
+  const filtered: DiscoveryFiltered = { inactive: 0, stake: 0, service: 0, region: 0, noServiceUri: 0 };
 
   const found = await mapLimit(pool, opts.concurrency, signal, async (address) => {
     // Cheap checks first: most of a large pool fails the stake floor or the service before the arrays are read.
@@ -128,14 +161,28 @@ export async function discoverOrchestrators(
       sr.offersService([address, request.service]),
       request.region === undefined ? true : sr.servesRegion([address, request.region]),
     ]);
-    if (!active || stake < request.minStake || !offers || !serves) return undefined;
+    const dropped: keyof DiscoveryFiltered | undefined = !active
+      ? 'inactive'
+      : stake < request.minStake
+        ? 'stake'
+        : !offers
+          ? 'service'
+          : !serves
+            ? 'region'
+            : undefined;
+    if (dropped) {
+      filtered[dropped]++;
+      return undefined;
+    }
     const [serviceUri, services, regions] = await Promise.all([
       sr.getServiceURI([address]),
       sr.getServices([address]),
       sr.getRegions([address]),
     ]);
-    // An orchestrator without a URI cannot be reached, whatever it advertises.
-    if (serviceUri === '') return undefined;
+    if (serviceUri === '') {
+      filtered.noServiceUri++;
+      return undefined;
+    }
     const candidate: OrchestratorCandidate = {
       address,
       serviceUri,
@@ -146,7 +193,7 @@ export async function discoverOrchestrators(
     };
     return candidate;
   });
-  return found.filter((x): x is OrchestratorCandidate => x !== undefined);
+  return { candidates: found.filter((x): x is OrchestratorCandidate => x !== undefined), filtered };
 }
 
 /** Maps `items` with at most `limit` calls in flight, keeping order; stops starting new calls once aborted. */

@@ -5,6 +5,7 @@ import { sleep } from '../node/abort.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { withDefaults } from '../node/options.js';
+import { UnsafeTicketParamsError } from '../pm/errors.js';
 import { feeFor } from '../pm/ledger.js';
 import { mulRatio } from '../pm/options.js';
 import type { Sender } from '../pm/sender.js';
@@ -19,10 +20,10 @@ import {
   sourceFactsOf,
   TranscodeRefused,
 } from './client.js';
-import type { OrchestratorCandidate } from './discovery.js';
+import type { DiscoveryFiltered, DiscoveryReport, OrchestratorCandidate } from './discovery.js';
 import { BroadcasterError } from './errors.js';
 import type { SelectionOptions } from './options.js';
-import { type SelectionCandidate, Selector } from './selection.js';
+import { ineligibility, type SelectionCandidate, Selector } from './selection.js';
 
 /** Options of {@link JobManager}. */
 export interface JobManagerOptions {
@@ -69,8 +70,11 @@ export const defaultJobManagerOptions: Readonly<JobManagerOptions> = Object.free
 export interface JobManagerDeps {
   sender: Sender;
   signer: DigestSigner & { address: Address };
-  /** Where orchestrators come from: chain discovery or a static list. */
-  discover: (signal?: AbortSignal) => Promise<OrchestratorCandidate[]>;
+  /**
+   * Where orchestrators come from: chain discovery (with the report of what it left out, so a broadcaster
+   * finding nobody says why) or a static list.
+   */
+  discover: (signal?: AbortSignal) => Promise<OrchestratorCandidate[] | DiscoveryReport>;
   logger?: Logger;
   now?: () => number;
 }
@@ -118,6 +122,64 @@ const CURED_BY_NEW_PARAMS = new Set([
   'NonceAlreadySeen',
 ]);
 
+/** Transport failures: the orchestrator did not answer (as opposed to answering with a refusal). */
+const UNREACHABLE = new Set([
+  'Unavailable',
+  'Timeout',
+  'Canceled',
+  'ShuttingDown',
+  'RpcFailed',
+  'Unimplemented',
+]);
+
+/**
+ * Why a candidate is not used: above the price ceiling, ticket params over the EV cap (or otherwise unsafe to
+ * sign against), below the stake floor, no answer, a refusal, suspended, or left out by chain discovery.
+ */
+export type FilterReason =
+  | 'price'
+  | 'ticketEv'
+  | 'ticketParams'
+  | 'stake'
+  | 'unreachable'
+  | 'refused'
+  | 'suspended';
+
+/** Candidates left out at the last refresh, by reason. */
+export interface FilterSummary {
+  /** Orchestrators considered: discovery's candidates plus those it left out. */
+  considered: number;
+  /** Candidates selection may pick. */
+  usable: number;
+  /** Left out, by reason; the five the operator acts on are always present. */
+  filtered: Record<FilterReason, number> & Partial<Omit<DiscoveryFiltered, 'stake'>>;
+  /** Wire or params codes behind `ticketEv`, `ticketParams`, `unreachable` and `refused`, by code. */
+  codes: Record<string, number>;
+}
+
+/** A negotiation failure as a {@link FilterReason}. */
+function negotiationReason(err: unknown): FilterReason {
+  if (err instanceof UnsafeTicketParamsError) {
+    return err.code === 'ExpectedValueTooHigh' ? 'ticketEv' : 'ticketParams';
+  }
+  const code = err instanceof StreamflowError ? err.code : undefined;
+  return code === undefined || UNREACHABLE.has(code) ? 'unreachable' : 'refused';
+}
+
+const REASON_LABEL: Record<string, string> = {
+  price: 'price above the max price',
+  ticketEv: 'ticket EV above the cap',
+  ticketParams: 'unsafe ticket params',
+  stake: 'stake below the floor',
+  unreachable: 'unreachable',
+  refused: 'refused',
+  suspended: 'suspended',
+  inactive: 'not in the active set',
+  service: 'service not offered',
+  region: 'region not served',
+  noServiceUri: 'no service URI',
+};
+
 /**
  * The broadcaster's job negotiation: discovers orchestrators, negotiates with all of them at once (price,
  * ticket params, latency), keeps the offers fresh in the background, and for each segment pays with tickets,
@@ -133,6 +195,9 @@ export class JobManager {
   private readonly candidates = new Map<string, OrchestratorCandidate>();
   /** Orchestrators caught cheating, lower-case address → epoch ms until which they are never used. */
   private readonly fraud = new Map<string, number>();
+  /** Why the last negotiation with a service URI failed, until one succeeds. */
+  private readonly failures = new Map<string, { reason: FilterReason; code: string }>();
+  private lastFilter: FilterSummary | undefined;
   private controller: AbortController | undefined;
   private loop: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
@@ -189,17 +254,86 @@ export class JobManager {
   }
 
   private async doRefresh(signal?: AbortSignal): Promise<void> {
-    const found = await this.deps.discover(signal);
+    const discovered = await this.deps.discover(signal);
+    const report = Array.isArray(discovered) ? { candidates: discovered, filtered: undefined } : discovered;
+    const found = report.candidates;
     this.candidates.clear();
     for (const c of found) this.candidates.set(c.serviceUri, c);
     for (const [uri, client] of this.clients) {
       if (!this.candidates.has(uri)) {
         client.close();
         this.clients.delete(uri);
+        this.failures.delete(uri);
       }
     }
-    await Promise.all(found.map((c) => this.negotiate(c, signal)));
+    // An offer whose orchestrator discovery no longer finds would be sent segments over a closed client.
+    for (const [key, o] of this.offers)
+      if (!this.candidates.has(o.client.serviceUri)) this.offers.delete(key);
+    const offers = await Promise.all(found.map((c) => this.negotiate(c, signal)));
+    const summary = this.summarise(found, offers, report.filtered);
+    this.lastFilter = summary;
     this.log.debug({ candidates: found.length, offers: this.offers.size }, 'orchestrators negotiated');
+    if (summary.usable === 0) {
+      const counts = Object.entries(summary.filtered)
+        .filter(([, n]) => (n ?? 0) > 0)
+        .map(([k, n]) => `${REASON_LABEL[k] ?? k}: ${n}`)
+        .join(', ');
+      this.log.warn(
+        summary,
+        summary.considered === 0
+          ? 'no usable orchestrator: none found (no static list entry, or an empty orchestrator pool)'
+          : `no usable orchestrator: all ${summary.considered} filtered out (${counts})`,
+      );
+    }
+  }
+
+  /** Why each candidate of the last refresh is or is not usable. */
+  private summarise(
+    found: readonly OrchestratorCandidate[],
+    offers: readonly (Offer | undefined)[],
+    discovery: DiscoveryFiltered | undefined,
+  ): FilterSummary {
+    const filtered: FilterSummary['filtered'] = {
+      price: 0,
+      ticketEv: 0,
+      stake: discovery?.stake ?? 0,
+      unreachable: 0,
+      refused: 0,
+      ticketParams: 0,
+      suspended: 0,
+    };
+    let considered = found.length + (discovery?.stake ?? 0);
+    for (const key of ['inactive', 'service', 'region', 'noServiceUri'] as const) {
+      const n = discovery?.[key] ?? 0;
+      considered += n;
+      if (n > 0) filtered[key] = n;
+    }
+    const codes: Record<string, number> = {};
+    let usable = 0;
+    for (const [i, c] of found.entries()) {
+      const offer = offers[i];
+      let reason: FilterReason | undefined;
+      if (!offer) {
+        const failure = this.failures.get(c.serviceUri) ?? { reason: 'unreachable', code: 'Unknown' };
+        reason = failure.reason;
+        codes[failure.code] = (codes[failure.code] ?? 0) + 1;
+      } else {
+        reason =
+          ineligibility(offer, this.selector.options) ??
+          (this.selector.isSuspended(offer.address) || this.isFraud(offer.address) ? 'suspended' : undefined);
+      }
+      if (reason === undefined) usable++;
+      else filtered[reason]++;
+    }
+    return { considered, usable, filtered, codes };
+  }
+
+  /**
+   * Candidates left out at the last refresh, by reason (the broadcaster logs it at warn level when none is
+   * left); undefined before the first refresh.
+   */
+  filterSummary(): FilterSummary | undefined {
+    return this.lastFilter;
   }
 
   private async negotiate(c: OrchestratorCandidate, signal?: AbortSignal): Promise<Offer | undefined> {
@@ -208,12 +342,17 @@ export class JobManager {
       client = new OrchestratorClient(c.serviceUri, c.address, { signer: this.deps.signer });
       this.clients.set(c.serviceUri, client);
     }
+    let quoted: bigint | undefined;
     try {
       const info = await client.getInfo(
         { service: this.options.service, region: this.options.region },
         { timeoutMs: this.options.infoTimeoutMs, ...(signal ? { signal } : {}) },
       );
-      this.deps.sender.checkParams(info.params, { recipient: info.address });
+      quoted = info.pricePerPixel;
+      this.deps.sender.checkParams(info.params, {
+        recipient: info.address,
+        pricePerPixel: info.pricePerPixel,
+      });
       const offer: Offer = {
         address: info.address,
         stake: c.stake,
@@ -224,9 +363,16 @@ export class JobManager {
         price: info.pricePerPixel,
       };
       this.offers.set(info.address.toLowerCase(), offer);
+      this.failures.delete(c.serviceUri);
       this.selector.recordLatency(info.address, info.latencyMs);
       return offer;
     } catch (err) {
+      const code = err instanceof StreamflowError ? err.code : 'Unknown';
+      // An offer above the price ceiling is out whatever else is wrong with it: that is what to tell the operator.
+      const overPrice =
+        quoted !== undefined &&
+        ineligibility({ pricePerPixel: Number(quoted), stake: undefined }, this.selector.options) === 'price';
+      this.failures.set(c.serviceUri, { reason: overPrice ? 'price' : negotiationReason(err), code });
       const key = (client.address ?? c.address)?.toLowerCase();
       if (key) {
         this.offers.delete(key);
@@ -322,7 +468,11 @@ export class JobManager {
       const asked = mulRatio(expected, this.options.payMargin);
       let payment: ReturnType<Sender['createPayment']>;
       try {
-        payment = sender.createPayment(o.params, asked, { recipient: o.address, session });
+        payment = sender.createPayment(o.params, asked, {
+          recipient: o.address,
+          session,
+          pricePerPixel: o.price,
+        });
       } catch (err) {
         // Params we will not sign against (expiring, face value above our deposit share ...): renegotiate.
         if (round > 0) throw err;

@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { type Address, type Hex, hexToBytes } from 'viem';
 import type { SignerConnection } from '../chain/client.js';
@@ -11,12 +10,14 @@ import { createHttpPushHandler } from '../media/http-push.js';
 import type { Profile } from '../media/profiles.js';
 import { type RtmpPublish, RtmpServer, segmentRtmpPublish } from '../media/rtmp.js';
 import { segmentSource } from '../media/segmenter.js';
+import { HttpServer, sendJson } from '../node/http-server.js';
+import { Lifecycle } from '../node/lifecycle.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { createPMMetrics } from '../pm/metrics.js';
 import type { SenderOptions } from '../pm/options.js';
 import { Sender } from '../pm/sender.js';
 import type { DigestSigner } from '../rpc/signing.js';
-import { discoverOrchestrators, regionCode, serviceId, staticOrchestrators } from './discovery.js';
+import { discoverWithReport, regionCode, serviceId, staticOrchestrators } from './discovery.js';
 import { BroadcasterError } from './errors.js';
 import { BrokerFunds, ensureFunded } from './funds.js';
 import { JobManager, type JobManagerOptions } from './jobs.js';
@@ -61,8 +62,8 @@ export interface BroadcasterNodeDeps {
 
 /**
  * The broadcaster's composition root: deposit, job manager (discovery, negotiation, selection, payment,
- * verification, failover), ingest (RTMP, HTTP push, files) and HLS output over HTTP. `start()`/`stop()` are
- * idempotent.
+ * verification, failover), ingest (RTMP, HTTP push, files) and HLS output over HTTP, started in that order and
+ * closed in reverse by one {@link Lifecycle}. `start()`/`stop()` are idempotent; a failed start stops what did start.
  */
 export class BroadcasterNode {
   readonly options: BroadcasterNodeOptions;
@@ -75,11 +76,10 @@ export class BroadcasterNode {
   private readonly deps: BroadcasterNodeDeps;
   private readonly log: Logger;
   private readonly tools: MediaTools;
-  private readonly controller = new AbortController();
-  private http: Server | undefined;
+  private readonly life: Lifecycle;
+  private http: HttpServer | undefined;
   private rtmp: RtmpServer | undefined;
   private readonly ingests = new Set<Promise<unknown>>();
-  private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(options: BroadcasterNodeOptions, deps: BroadcasterNodeDeps) {
@@ -88,6 +88,7 @@ export class BroadcasterNode {
     this.deps = deps;
     const logger = deps.logger ?? silentLogger;
     this.log = logger.child({ module: 'broadcaster' });
+    this.life = new Lifecycle({ name: 'broadcaster' }, { logger });
     this.registry = deps.registry ?? new Registry();
     this.tools = deps.tools ?? resolveMediaTools();
     const { conn, manifest } = deps;
@@ -105,7 +106,7 @@ export class BroadcasterNode {
     const discover = options.orchestrators?.length
       ? async () => staticOrchestrators(options.orchestrators ?? [])
       : (signal?: AbortSignal) =>
-          discoverOrchestrators(
+          discoverWithReport(
             {
               service: serviceId(service),
               ...(region ? { region: regionCode(region) } : {}),
@@ -125,9 +126,8 @@ export class BroadcasterNode {
   }
 
   get httpUrl(): string {
-    const a = this.http?.address() as AddressInfo | undefined;
-    if (!a) throw new Error('the broadcaster is not started');
-    return `http://${hostForUrl(a.address)}:${a.port}`;
+    if (!this.http?.address()) throw new Error('the broadcaster is not started');
+    return this.http.url;
   }
 
   get rtmpUrl(): string | undefined {
@@ -141,17 +141,15 @@ export class BroadcasterNode {
     return `${this.httpUrl}/hls/${encodeURIComponent(stream)}/index.m3u8`;
   }
 
+  /** @throws {LifecycleError} `Stopped` after `stop()`. */
   start(): Promise<void> {
-    this.starting ??= this.doStart().catch(async (err) => {
-      await this.stop();
-      throw err;
-    });
-    return this.starting;
+    return this.life.start((signal) => this.doStart(signal));
   }
 
-  private async doStart(): Promise<void> {
+  private async doStart(signal: AbortSignal): Promise<void> {
     const o = this.options;
     const { conn, manifest } = this.deps;
+    const life = this.life;
     if (o.deposit !== undefined || o.reserve !== undefined) {
       await ensureFunded(
         { deposit: o.deposit ?? 0n, reserve: o.reserve ?? 0n },
@@ -160,7 +158,9 @@ export class BroadcasterNode {
     }
     await this.funds.read();
     this.funds.start();
-    await this.jobs.start(this.controller.signal);
+    life.defer('funds', () => this.funds.stop());
+    await this.jobs.start(signal);
+    life.defer('jobs', () => this.jobs.stop());
 
     const hls = createHlsHandler({}, { lookup: (s) => this.streams.get(s)?.hls, logger: this.log });
     const push = createHttpPushHandler(
@@ -182,20 +182,32 @@ export class BroadcasterNode {
         logger: this.log,
       },
     );
-    this.http = createServer((req, res) => {
-      if (hls(req, res) || push(req, res)) return;
-      this.serveStatus(req, res);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.http?.once('error', reject);
-      this.http?.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => resolve());
-    });
+    const notFound = (res: ServerResponse) => sendJson(res, 404, { code: 'NotFound', message: 'not found' });
+    const http = new HttpServer(
+      { host: o.host ?? '127.0.0.1', port: o.httpPort ?? 0 },
+      { logger: this.deps.logger ?? silentLogger, name: 'broadcaster' },
+    )
+      .route(['GET', 'OPTIONS'], '/hls/*', (req, res, ctx) => hls(req, res, ctx.target) || notFound(res))
+      .route(['PUT', 'POST'], '/live/*', (req, res, ctx) => push(req, res, ctx.target) || notFound(res))
+      .route('GET', '/metrics', async (_req, res) => {
+        const body = await this.registry.metrics();
+        res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body);
+      })
+      // No CORS header: a web page of another origin must not read the node's status.
+      .route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
+    await http.listen();
+    this.http = http;
+    life.defer('http server', () => http.close());
+    // Reverse order: RTMP stops taking publishers, then the ingests in flight end, then the HTTP server closes.
+    life.defer('ingests', () => Promise.allSettled([...this.ingests]));
     if (o.rtmpPort !== false) {
-      this.rtmp = new RtmpServer(
+      const rtmp = new RtmpServer(
         { host: o.host ?? '127.0.0.1', port: o.rtmpPort ?? 0 },
         { logger: this.log, onPublish: (p) => this.track(this.ingestRtmp(p)) },
       );
-      await this.rtmp.start();
+      await rtmp.start();
+      this.rtmp = rtmp;
+      life.defer('rtmp server', () => rtmp.stop());
     }
     this.log.info(
       {
@@ -208,24 +220,6 @@ export class BroadcasterNode {
     );
   }
 
-  private serveStatus(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/metrics') {
-      this.registry
-        .metrics()
-        .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
-        .catch(() => res.writeHead(500).end());
-      return;
-    }
-    if (url.pathname === '/status') {
-      res
-        .writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' })
-        .end(JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-      return;
-    }
-    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-  }
-
   /** The stream called `id`, created on first use. */
   stream(id: string): BroadcastStream {
     let s = this.streams.get(id);
@@ -233,7 +227,7 @@ export class BroadcasterNode {
       s = new BroadcastStream(id, this.options.profiles, {
         jobs: this.jobs,
         logger: this.deps.logger ?? silentLogger,
-        signal: this.controller.signal,
+        signal: this.life.signal,
         ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
         ...(this.options.hlsWindow ? { windowSize: this.options.hlsWindow } : {}),
       });
@@ -255,7 +249,7 @@ export class BroadcasterNode {
     try {
       const segments = segmentRtmpPublish(
         publish,
-        { targetDuration: this.options.segmentDuration ?? 2, signal: this.controller.signal },
+        { targetDuration: this.options.segmentDuration ?? 2, signal: this.life.signal },
         { tools: this.tools, logger: this.log },
       );
       for await (const segment of segments) await stream.push(segment);
@@ -286,7 +280,7 @@ export class BroadcasterNode {
             input,
             targetDuration: this.options.segmentDuration ?? 2,
             realtime: opts.realtime ?? false,
-            signal: this.controller.signal,
+            signal: this.life.signal,
           },
           { tools: this.tools, logger: this.log },
         );
@@ -319,19 +313,9 @@ export class BroadcasterNode {
 
   /** Stops ingest (streams end, playlists get ENDLIST), closes servers and connections. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.rtmp?.stop();
-      this.controller.abort(new Error('broadcaster stopping'));
-      await Promise.allSettled([...this.ingests]);
-      await this.jobs.stop();
-      await this.funds.stop();
-      const http = this.http;
-      if (http) {
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-      }
-      this.log.info({ address: this.address }, 'broadcaster stopped');
-    })();
+    this.stopping ??= this.life
+      .stop(new Error('broadcaster stopping'))
+      .then(() => this.log.info({ address: this.address }, 'broadcaster stopped'));
     return this.stopping;
   }
 }

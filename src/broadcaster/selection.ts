@@ -81,10 +81,20 @@ export function isEligible(
   c: SelectionCandidate,
   options: Pick<SelectionOptions, 'maxPricePerPixel' | 'minStake'>,
 ): boolean {
+  return ineligibility(c, options) === undefined;
+}
+
+/**
+ * Which of the price ceiling and the stake floor `c` fails, price first; undefined when it passes both. Pure.
+ */
+export function ineligibility(
+  c: Pick<SelectionCandidate, 'pricePerPixel' | 'stake'>,
+  options: Pick<SelectionOptions, 'maxPricePerPixel' | 'minStake'>,
+): 'price' | 'stake' | undefined {
   // A non-finite or negative quote would poison the price normalisation of every other candidate.
-  if (!Number.isFinite(c.pricePerPixel) || c.pricePerPixel < 0) return false;
-  if (c.pricePerPixel > options.maxPricePerPixel) return false;
-  return c.stake === undefined || c.stake >= options.minStake;
+  if (!Number.isFinite(c.pricePerPixel) || c.pricePerPixel < 0) return 'price';
+  if (c.pricePerPixel > options.maxPricePerPixel) return 'price';
+  return c.stake === undefined || c.stake >= options.minStake ? undefined : 'stake';
 }
 
 /** `(x − min) / (max − min)`, or 0 when every value is the same. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { StreamflowError } from '../node/errors.js';
+import { type RequestTarget, requestTargetOrReply } from '../node/http-server.js';
 import type { Logger } from '../node/logger.js';
 import { SegmentFormatError } from './errors.js';
 import { analyzeTs, type TsAnalysis } from './mpegts.js';
@@ -33,18 +34,23 @@ const ACCEPTED_TYPES = new Set(['video/mp2t', 'video/mpeg', 'application/octet-s
  * A node:http handler for `PUT {prefix}/:stream/:seq.ts` (HTTP push ingest of already-cut MPEG-TS segments).
  * Bodies over `maxBytes` are refused with 413 before (or while) being read; bytes that are not a transport stream
  * get 422 with the error code. Returns false for URLs outside `prefix`, so it can sit in front of other handlers.
+ * `target` is the request target an {@link HttpServer} already checked; without it `req.url` is parsed here (400
+ * when malformed).
  */
 export function createHttpPushHandler(
   options: Partial<HttpPushOptions>,
   deps: HttpPushDeps,
-): (req: IncomingMessage, res: ServerResponse) => boolean {
+): (req: IncomingMessage, res: ServerResponse, target?: RequestTarget) => boolean {
   const o = withDefaults(defaultHttpPushOptions, options);
   const prefix = o.prefix.replace(/\/+$/, '');
   const log = deps.logger?.child({ module: 'http-push' });
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!url.pathname.startsWith(`${prefix}/`)) return false;
-    const parts = url.pathname.slice(prefix.length + 1).split('/');
+  return (req, res, given) => {
+    const target = given ?? requestTargetOrReply(req, res);
+    if (!target) return true;
+    // The raw (still percent-encoded) path: a stream name must match STREAM_RE as sent.
+    const pathname = target.rawPath;
+    if (!pathname.startsWith(`${prefix}/`)) return false;
+    const parts = pathname.slice(prefix.length + 1).split('/');
     const [stream, file] = parts;
     const seqMatch = /^(\d{1,9})\.ts$/.exec(file ?? '');
     if (parts.length !== 2 || !stream || !STREAM_RE.test(stream) || !seqMatch) {

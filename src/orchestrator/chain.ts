@@ -1,12 +1,16 @@
 import { type Address, type Hex, zeroAddress } from 'viem';
 import { regionCode, serviceId } from '../broadcaster/discovery.js';
 import type { SignerConnection } from '../chain/client.js';
-import { streamflowContracts } from '../chain/contracts.js';
+import { type StreamflowContracts, streamflowContracts } from '../chain/contracts.js';
+import { ChainError } from '../chain/errors.js';
 import type { DeploymentManifest } from '../chain/manifest.js';
 import { RoundClock, type RoundStatus, withInitializedRound } from '../chain/round-clock.js';
 import { revertErrorName, waitForSuccess } from '../chain/tx.js';
 import { sleep } from '../node/abort.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { withDefaults } from '../node/options.js';
+import { RegistrationError } from './errors.js';
+import { defaultRegistrationRetryOptions, type RegistrationRetryOptions } from './options.js';
 import type { OrchestratorState } from './state.js';
 
 /** What `streamflow orchestrator` may do on chain at start. */
@@ -23,6 +27,8 @@ export interface RegistrationOptions {
   serviceUri: string;
   services: readonly string[];
   regions: readonly string[];
+  /** How a cut change gets past the round lock window. */
+  retry?: Partial<RegistrationRetryOptions> | undefined;
 }
 
 export interface RegistrationResult {
@@ -35,7 +41,11 @@ export interface RegistrationResult {
 /**
  * Brings the orchestrator's on-chain record to what the operator asked for, sending only the transactions
  * that change something: bond, register (or change cuts), and write URI, services and regions to the
- * ServiceRegistry. Safe to run on every start.
+ * ServiceRegistry. Safe to run on every start. A registration or cut change that meets the round lock window
+ * (checked against the latest block, landed in a later one) is sent again in the next round's unlocked part,
+ * up to `retry.maxAttempts` times; the wait is logged and ends with `deps.signal`.
+ * @throws RegistrationError `CutsLocked` after `retry.maxAttempts` attempts that all met the lock,
+ *   `CutsAlwaysLocked` when the lock covers the whole round, `NotRegistered` without cuts for a new account
  */
 export async function ensureRegistered(
   options: RegistrationOptions,
@@ -70,30 +80,24 @@ export async function ensureRegistered(
       info.pendingRewardCut === options.rewardCut &&
       info.pendingFeeShare === options.feeShare;
     if (!same) {
-      // Cuts cannot change in the last part of a round (THREATS.md 11): wait for the next one rather than fail.
-      if (await c.roundsManager.read.currentRoundLocked()) {
-        log.info('the round is locked for cut changes; registering at the start of the next round');
-        const clock = new RoundClock({}, { conn, contracts: c });
-        const from = (await clock.read()).round;
-        for (;;) {
-          await sleep(500, deps.signal);
-          const st = await clock.read();
-          if (st.round > from && !st.locked) break;
-        }
-      }
-      const cuts = [options.rewardCut, options.feeShare] as const;
-      await inRound(() =>
-        c.bondingManager.write.registerOrchestrator([...cuts]).then(wait('registerOrchestrator')),
-      );
+      const attempts = await registerAcrossLock([options.rewardCut, options.feeShare], {
+        conn,
+        contracts: c,
+        log,
+        retry: withDefaults(defaultRegistrationRetryOptions, options.retry),
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      });
       registered = true;
       log.info(
-        { rewardCut: options.rewardCut.toString(), feeShare: options.feeShare.toString() },
+        { rewardCut: options.rewardCut.toString(), feeShare: options.feeShare.toString(), attempts },
         'registered as orchestrator',
       );
     }
   } else if (!info.registered) {
-    throw new Error(
+    throw new RegistrationError(
+      'NotRegistered',
       `${me} is not a registered orchestrator: pass --reward-cut and --fee-share (and --bond if it has no stake)`,
+      { address: me },
     );
   }
 
@@ -122,6 +126,127 @@ export async function ensureRegistered(
     log.info({ serviceUri: options.serviceUri }, 'service registry updated');
   }
   return { address: me, bonded, registered, registryUpdated };
+}
+
+const PPM = 1_000_000n;
+
+interface LockContext {
+  conn: SignerConnection;
+  contracts: StreamflowContracts<{
+    public: SignerConnection['publicClient'];
+    wallet: SignerConnection['walletClient'];
+  }>;
+  log: Logger;
+  retry: RegistrationRetryOptions;
+  signal?: AbortSignal;
+}
+
+/** Where the lock window of the current round starts, with the round's status. */
+async function lockWindow(ctx: LockContext, clock: RoundClock) {
+  const [st, lockAmount] = await Promise.all([
+    clock.read(),
+    ctx.contracts.roundsManager.read.roundLockAmount(),
+  ]);
+  const lockBlocks = (st.roundLength * lockAmount) / PPM;
+  return { st, lockBlocks, lockStartBlock: st.roundStartBlock + st.roundLength - lockBlocks };
+}
+
+/**
+ * Sends `registerOrchestrator(cuts)` in the unlocked part of a round, again in a later round each time it met
+ * the lock window (a `CutsLocked` revert at gas estimation, or a receipt that reverted in a locked block).
+ * Returns the attempts it took.
+ */
+async function registerAcrossLock(cuts: readonly [bigint, bigint], ctx: LockContext): Promise<number> {
+  const { conn, contracts: c, log, retry, signal } = ctx;
+  const clock = new RoundClock({}, { conn, contracts: c });
+  let minRound = 0n;
+  for (let attempt = 1; ; attempt++) {
+    await untilUnlocked(ctx, clock, minRound, attempt);
+    try {
+      await withInitializedRound(conn, c, () =>
+        c.bondingManager.write
+          .registerOrchestrator([...cuts])
+          .then((hash) => waitForSuccess(conn, hash, 'registerOrchestrator', signal ? { signal } : {})),
+      );
+      return attempt;
+    } catch (err) {
+      const lockedIn = await lockedRound(err, ctx);
+      if (lockedIn === undefined) throw err;
+      if (attempt >= retry.maxAttempts) {
+        throw new RegistrationError(
+          'CutsLocked',
+          `registerOrchestrator met the round lock window ${attempt} times (last in round ${lockedIn}): cut ` +
+            'changes are refused near the end of a round and the transaction landed there each time. Check that ' +
+            'the chain RPC endpoint answers promptly, then start again (or raise `retry.maxAttempts`).',
+          { attempts: attempt, round: lockedIn },
+          { cause: err },
+        );
+      }
+      log.warn(
+        { attempt, round: lockedIn.toString(), revert: revertErrorName(err) ?? 'reverted' },
+        'registerOrchestrator landed in the round lock window; retrying in the next round',
+      );
+      minRound = lockedIn + 1n;
+    }
+  }
+}
+
+/**
+ * Waits until the latest block is in round `minRound` or later and more than `lockMarginBlocks` before its
+ * lock window, logging once what it waits for.
+ * @throws RegistrationError `CutsAlwaysLocked` when the lock covers the whole round
+ */
+async function untilUnlocked(ctx: LockContext, clock: RoundClock, minRound: bigint, attempt: number) {
+  let logged = false;
+  for (;;) {
+    const { st, lockBlocks, lockStartBlock } = await lockWindow(ctx, clock);
+    const unlocked = st.roundLength - lockBlocks;
+    if (unlocked <= 0n) {
+      throw new RegistrationError(
+        'CutsAlwaysLocked',
+        `The round lock covers all ${st.roundLength} blocks of a round (roundLockAmount ${(lockBlocks * PPM) / st.roundLength} ppm): no ` +
+          'cut change can ever succeed. The RoundsManager owner must lower setRoundLockAmount.',
+        { roundLength: st.roundLength, lockBlocks },
+      );
+    }
+    // A margin the unlocked part cannot hold would wait forever: keep at least its first block usable.
+    const margin = BigInt(Math.max(0, ctx.retry.lockMarginBlocks));
+    const fit = margin < unlocked ? margin : unlocked - 1n;
+    if (st.round >= minRound && st.blockNumber + fit < lockStartBlock) return;
+    if (!logged) {
+      logged = true;
+      const round = st.round >= minRound ? st.round + 1n : minRound;
+      ctx.log.info(
+        {
+          attempt,
+          round: st.round.toString(),
+          blockNumber: st.blockNumber.toString(),
+          lockStartBlock: lockStartBlock.toString(),
+          nextRoundStartBlock: (st.roundStartBlock + st.roundLength).toString(),
+          waitingForRound: round.toString(),
+        },
+        `cut changes are locked near the end of round ${st.round}; waiting for round ${round} to register`,
+      );
+    }
+    await sleep(ctx.retry.pollIntervalMs, ctx.signal);
+  }
+}
+
+/**
+ * The round whose lock window `err` met, or undefined for any other failure: a `CutsLocked` revert (at gas
+ * estimation, against the pending block: the round of the latest one), or a mined transaction that reverted
+ * in a locked block.
+ */
+async function lockedRound(err: unknown, ctx: LockContext): Promise<bigint | undefined> {
+  const rm = ctx.contracts.roundsManager.read;
+  if (revertErrorName(err) === 'CutsLocked') return rm.currentRound();
+  if (!(err instanceof ChainError) || err.code !== 'TX_REVERTED') return undefined;
+  const hash = (err.details as { hash?: Hex }).hash;
+  if (!hash) return undefined;
+  const receipt = await ctx.conn.publicClient.getTransactionReceipt({ hash });
+  const at = { blockNumber: receipt.blockNumber };
+  const [locked, round] = await Promise.all([rm.currentRoundLocked(at), rm.currentRound(at)]);
+  return locked ? round : undefined;
 }
 
 /**

@@ -30,3 +30,27 @@ export const defaultTranscoderPoolOptions: Readonly<TranscoderPoolOptions> = Obj
   maxAttempts: 3,
   maxRemoteCapacity: 64,
 });
+
+/**
+ * How {@link ensureRegistered} gets a registration or cut change past the round lock: `registerOrchestrator`
+ * reverts `CutsLocked` in the last `roundLockAmount` ppm of a round (THREATS.md 11), and a transaction checked
+ * against the latest block can land in the next one, inside the window.
+ */
+export interface RegistrationRetryOptions {
+  /** Attempts of `registerOrchestrator`, each in a later round than the one before. @default 3 */
+  maxAttempts: number;
+  /**
+   * A change is sent only while the latest block is more than this many blocks before the lock window (a
+   * transaction takes a block or two to land); otherwise it waits for the next round. Shrinks to fit rounds
+   * whose unlocked part is shorter. @default 2
+   */
+  lockMarginBlocks: number;
+  /** How often the round is read while waiting, ms. @default 500 */
+  pollIntervalMs: number;
+}
+
+export const defaultRegistrationRetryOptions: Readonly<RegistrationRetryOptions> = Object.freeze({
+  maxAttempts: 3,
+  lockMarginBlocks: 2,
+  pollIntervalMs: 500,
+});

@@ -1,4 +1,21 @@
 /** How many errors a sender may cause before the recipient stops looking at its tickets (THREATS.md 10). */
+/**
+ * Output pixels of the reference segment both sides size a ticket's expected value by: 2 s of 480p30 + 360p30 +
+ * 240p30 (44.6 M pixels), rounded up. An orchestrator's default EV is one such segment's fee at its price
+ * ({@link referenceExpectedValue}); a broadcaster's default cap is a multiple of it at the price the
+ * orchestrator quotes ({@link expectedValueCap}). Both follow the price, so the defaults fit at any price.
+ */
+export const REFERENCE_SEGMENT_PIXELS = 50_000_000n;
+
+/**
+ * Default ticket EV of a recipient selling at `pricePerPixel` (wei per pixel): the fee of one reference
+ * segment, so a segment costs one or two tickets. At least 1 wei.
+ */
+export function referenceExpectedValue(pricePerPixel: bigint): bigint {
+  const ev = pricePerPixel * REFERENCE_SEGMENT_PIXELS;
+  return ev > 0n ? ev : 1n;
+}
+
 export interface ErrorBudgetOptions {
   /** Errors tolerated within `windowMs`; one more and the sender is refused. @default 20 */
   maxErrors: number;
@@ -22,7 +39,9 @@ export interface RecipientOptions {
   txCostMultiplier: number;
   /**
    * Wei a ticket is worth on average (EV); winProb = EV / faceValue. Set it from the price: about the fee of
-   * one segment keeps one or two tickets per segment. @default 1_000_000_000_000n (1e12 wei, go-livepeer's)
+   * one segment keeps one or two tickets per segment (the orchestrator node's default is
+   * {@link referenceExpectedValue} of its price, which a broadcaster's default cap accepts at any price).
+   * @default 1_000_000_000_000n (1e12 wei, go-livepeer's)
    */
   expectedValue: bigint;
   /**
@@ -116,8 +135,22 @@ export const defaultRedemptionQueueOptions: Readonly<RedemptionQueueOptions> = O
 export interface SenderOptions {
   /** Face values above deposit / this are refused: one winning ticket may take at most that share. @default 1 */
   depositMultiplier: number;
-  /** Params whose ticket EV exceeds this are refused, wei. @default 100_000_000_000_000n (1e14) */
-  maxExpectedValue: bigint;
+  /**
+   * Hard cap on a ticket's expected value, wei: params above it are refused (`ExpectedValueTooHigh`). Unset
+   * (the default), the cap follows the orchestrator's quoted price, see {@link expectedValueCap}.
+   */
+  maxExpectedValue: bigint | undefined;
+  /**
+   * Without a hard cap, params whose EV exceeds this many reference segments' fees at the quoted price
+   * ({@link REFERENCE_SEGMENT_PIXELS}) are refused; an orchestrator's default EV is one. @default 2
+   */
+  maxExpectedValueSegments: number;
+  /**
+   * Without a hard cap, an EV up to this is accepted whatever the price, wei: a prepayment this small is no
+   * risk, and an orchestrator pricing near zero still needs a face value that pays for its redemption.
+   * @default 100_000_000_000_000n (1e14)
+   */
+  expectedValueFloor: bigint;
   /** Params with less wall-clock life left than this are refused, ms. @default 10_000 */
   minParamsLifetimeMs: number;
   /** A payment needing more tickets than this is refused (`TooManyTickets`). @default 600 */
@@ -126,10 +159,34 @@ export interface SenderOptions {
 
 export const defaultSenderOptions: Readonly<SenderOptions> = Object.freeze({
   depositMultiplier: 1,
-  maxExpectedValue: 100_000_000_000_000n,
+  maxExpectedValue: undefined,
+  maxExpectedValueSegments: 2,
+  expectedValueFloor: 100_000_000_000_000n,
   minParamsLifetimeMs: 10_000,
   maxTicketsPerPayment: 600,
 });
+
+/**
+ * The highest ticket EV a sender accepts from an orchestrator quoting `pricePerPixel` (wei per pixel; unknown:
+ * the floor alone): `maxExpectedValue` when set, else the larger of `expectedValueFloor` and
+ * `maxExpectedValueSegments` reference segments' fees at the price. A broadcaster's price ceiling therefore
+ * bounds it too: no offer above `maxPricePerPixel` is used.
+ */
+export function expectedValueCap(
+  options: Pick<SenderOptions, 'maxExpectedValue' | 'maxExpectedValueSegments' | 'expectedValueFloor'>,
+  pricePerPixel?: bigint,
+): bigint {
+  if (options.maxExpectedValue !== undefined) return options.maxExpectedValue;
+  if (pricePerPixel === undefined || pricePerPixel <= 0n) return options.expectedValueFloor;
+  const floor: bigint = options.expectedValueFloor;
+  const relative: bigint = mulRatio(
+    pricePerPixel * REFERENCE_SEGMENT_PIXELS,
+    options.maxExpectedValueSegments,
+  );
+  // bigints: Math.max does not take them.
+  if (relative > floor) return relative;
+  return floor;
+}
 
 export interface CreditLedgerOptions {
   /** A session without credit or debit for this long is forgotten, ms. @default 3_600_000 */

@@ -4,7 +4,7 @@ import { type Logger, silentLogger } from '../node/logger.js';
 import { type UnsafeTicketParamsCode, UnsafeTicketParamsError } from './errors.js';
 import { type PreparedTicket, TicketHasher } from './hasher.js';
 import type { PMMetrics } from './metrics.js';
-import { defaultSenderOptions, type SenderOptions, withDefaults } from './options.js';
+import { defaultSenderOptions, expectedValueCap, type SenderOptions, withDefaults } from './options.js';
 import { signDigestBytes, type TicketDomain, ticketExpectedValue } from './ticket.js';
 import {
   type Payment,
@@ -37,6 +37,11 @@ export interface CreatePaymentOptions {
    * the surplus covers the fee the payment has no tickets; send none (the recipient refuses empty payments).
    */
   session?: string;
+  /**
+   * The orchestrator's quoted price, wei per pixel: without a hard `maxExpectedValue`, the EV cap follows it
+   * ({@link expectedValueCap}). Unknown: the cap is `expectedValueFloor`.
+   */
+  pricePerPixel?: bigint;
 }
 
 interface RandState {
@@ -87,7 +92,7 @@ export class Sender {
   /**
    * Checks params before signing against them and returns a ticket's expected value, wei.
    * @throws UnsafeTicketParamsError `InvalidTicketParams`, `InvalidRecipient`, `FaceValueTooHigh` (above
-   *   deposit / depositMultiplier), `ExpectedValueTooHigh` (above maxExpectedValue), `TicketParamsExpiring`
+   *   deposit / depositMultiplier), `ExpectedValueTooHigh` (above {@link expectedValueCap}), `TicketParamsExpiring`
    */
   checkParams(params: TicketParams, opts: CreatePaymentOptions = {}): bigint {
     const recipient = params.recipient;
@@ -127,11 +132,24 @@ export class Sender {
         recipient,
       });
     }
-    if (ev > this.options.maxExpectedValue) {
+    const cap = expectedValueCap(this.options, opts.pricePerPixel);
+    if (ev > cap) {
+      const why =
+        this.options.maxExpectedValue !== undefined
+          ? 'the configured maxExpectedValue'
+          : opts.pricePerPixel === undefined || opts.pricePerPixel <= 0n
+            ? 'the EV floor (price unknown)'
+            : `${this.options.maxExpectedValueSegments} reference segments' fees at its price of ${opts.pricePerPixel} wei/pixel`;
       this.unsafe(
         'ExpectedValueTooHigh',
-        `A ticket's expected value ${ev} wei exceeds the cap of ${this.options.maxExpectedValue} wei.`,
-        { recipient, expectedValue: ev, maxExpectedValue: this.options.maxExpectedValue },
+        `A ticket's expected value ${ev} wei exceeds this sender's cap of ${cap} wei (${why}); raise the cap ` +
+          'or use another orchestrator.',
+        {
+          recipient,
+          expectedValue: ev,
+          maxExpectedValue: cap,
+          ...(opts.pricePerPixel !== undefined ? { pricePerPixel: opts.pricePerPixel } : {}),
+        },
       );
     }
     const left = params.expiresAt - this.now();

@@ -1,6 +1,11 @@
 import { type Address, parseEther, zeroAddress } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { discoverOrchestrators, regionCode, serviceId } from '../../src/broadcaster/discovery.js';
+import {
+  discoverOrchestrators,
+  discoverWithReport,
+  regionCode,
+  serviceId,
+} from '../../src/broadcaster/discovery.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { bondAndRegister, mineToNextRound } from '../../src/chain/staking.js';
@@ -80,6 +85,13 @@ describe('broadcaster discovery on a devnet', () => {
       regions: [euWest],
       source: 'chain',
     });
+  });
+
+  it('counts every orchestrator it leaves out by the first filter it failed', async () => {
+    const report = await discoverWithReport({ service: h264, region: euWest, minStake }, deps());
+    expect(report.candidates.map((c) => c.address)).toEqual([address.good, address.twoRegions]);
+    // late: not active yet; lowStake: below the floor; noService: av1 only; otherRegion: us-east only.
+    expect(report.filtered).toEqual({ inactive: 1, stake: 1, service: 1, region: 1, noServiceUri: 0 });
   });
 
   it('ignores the region when none is asked for', async () => {

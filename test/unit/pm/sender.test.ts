@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { keccak256, toHex } from 'viem';
 import { describe, expect, it } from 'vitest';
 import type { UnsafeTicketParamsError } from '../../../src/pm/errors.js';
+import { expectedValueCap, referenceExpectedValue } from '../../../src/pm/options.js';
 import { recoverSigner, ticketExpectedValue, ticketHash } from '../../../src/pm/ticket.js';
 import { paymentTicket, type TicketParams } from '../../../src/pm/types.js';
 import { addressOf, domain, ETH, FakeClock, keyFor, makeSender, recipientAddress } from './helpers.js';
@@ -136,5 +137,50 @@ describe('Sender refuses unsafe params', () => {
     const sender = makeSender('alice', {}, { maxTicketsPerPayment: 5 }, clock);
     expect(code(() => sender.createPayment(params(), 5n * EV + 1n))).toBe('TooManyTickets');
     expect(sender.createPayment(params(), 5n * EV).tickets).toHaveLength(5);
+  });
+});
+
+describe('the EV cap follows the quoted price (D10)', () => {
+  const evParams = (ev: bigint) =>
+    params({ faceValue: 10n ** 17n, winProb: ((1n << 256n) * ev) / 10n ** 17n });
+
+  it("accepts an orchestrator's default EV (one reference segment's fee) at any price, with default options", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 1_000_000_000n }), (price) => {
+        const sender = makeSender('alice', { deposit: 10n ** 20n }, {}, clock);
+        const ev = referenceExpectedValue(price);
+        if (ev > 10n ** 17n) return; // face value of these params; a recipient would raise it too
+        const p = evParams(ev);
+        const actual = ticketExpectedValue(p.faceValue, p.winProb);
+        expect(sender.checkParams(p, { pricePerPixel: price })).toBe(actual);
+      }),
+      { numRuns: 200, seed: 7 },
+    );
+  });
+
+  it('refuses an EV above two reference segments at the quoted price, and names the price', () => {
+    const sender = makeSender('alice', { deposit: 10n ** 20n }, {}, clock);
+    const price = 4_000_000n; // the demo's: two reference segments = 4e14 wei
+    expect(expectedValueCap(sender.options, price)).toBe(4n * 10n ** 14n);
+    expect(sender.checkParams(evParams(4n * 10n ** 14n), { pricePerPixel: price })).toBeGreaterThan(0n);
+    let err: UnsafeTicketParamsError | undefined;
+    try {
+      sender.checkParams(evParams(5n * 10n ** 14n), { pricePerPixel: price });
+    } catch (e) {
+      err = e as UnsafeTicketParamsError;
+    }
+    expect(err?.code).toBe('ExpectedValueTooHigh');
+    expect(err?.message).toContain('4000000 wei/pixel');
+  });
+
+  it('keeps the floor of 1e14 wei for a low or unknown price, and a hard cap when one is set', () => {
+    const sender = makeSender('alice', { deposit: 10n ** 20n }, {}, clock);
+    expect(expectedValueCap(sender.options, 1n)).toBe(10n ** 14n);
+    expect(expectedValueCap(sender.options)).toBe(10n ** 14n);
+    expect(code(() => sender.checkParams(evParams(2n * 10n ** 14n)))).toBe('ExpectedValueTooHigh');
+    const capped = makeSender('alice', { deposit: 10n ** 20n }, { maxExpectedValue: 10n ** 13n }, clock);
+    expect(code(() => capped.checkParams(evParams(10n ** 14n), { pricePerPixel: 4_000_000n }))).toBe(
+      'ExpectedValueTooHigh',
+    );
   });
 });
