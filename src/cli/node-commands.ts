@@ -83,6 +83,11 @@ export function registerNodeCommands(program: Command): void {
       1,
     )
     .option(
+      '--max-segments-per-sender <n>',
+      'segments one broadcaster may have in work at once; more get OrchestratorBusy (default 2)',
+      parseNonNegativeInt,
+    )
+    .option(
       '--transcoder-secret <s>',
       'secret remote transcoders register with (or STREAMFLOW_TRANSCODER_SECRET)',
     )
@@ -124,6 +129,7 @@ export function registerNodeCommands(program: Command): void {
                   ...(opts.feeShare !== undefined ? { feeShare: opts.feeShare } : {}),
                 },
           ...(opts.metricsPort !== undefined ? { metricsPort: opts.metricsPort } : {}),
+          ...(opts.maxSegmentsPerSender ? { jobs: { maxSegmentsPerSender: opts.maxSegmentsPerSender } } : {}),
           pool: {
             localCapacity: opts.localCapacity,
             secret: opts.transcoderSecret ?? process.env.STREAMFLOW_TRANSCODER_SECRET,

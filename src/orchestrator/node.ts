@@ -24,7 +24,7 @@ import { ensureRegistered, type RegistrationResult, RewardService } from './chai
 import { createOrchestratorMetrics } from './metrics.js';
 import type { TranscoderPoolOptions } from './options.js';
 import { createPoolMetrics } from './pool-metrics.js';
-import { JobService } from './service.js';
+import { JobService, type JobServiceOptions } from './service.js';
 import { OrchestratorState } from './state.js';
 import { TranscoderPool } from './transcoder-pool.js';
 
@@ -58,6 +58,8 @@ export interface OrchestratorNodeOptions {
   registration?: { bond?: bigint; rewardCut?: bigint; feeShare?: bigint } | false;
   /** Transcoder pool: local capacity, remote transcoders' secret, timeouts. */
   pool?: Partial<TranscoderPoolOptions>;
+  /** Per-sender limits of the job service (docs/rpc.md "Sessions"): segments in work, debt. */
+  jobs?: Pick<JobServiceOptions, 'maxSegmentsPerSender' | 'maxDebtShare'>;
   /**
    * Payment options. `expectedValue` defaults to the fee of one reference segment (2 s into three renditions,
    * `REFERENCE_SEGMENT_PIXELS` of src/pm/options.ts) at the lowest positive price it quotes (`pricePerPixel`
@@ -170,6 +172,7 @@ export class OrchestratorNode {
         regionPrices: options.regionPrices ?? {},
         services: options.services ?? ['transcode/h264'],
         regions: options.regions ?? [],
+        ...options.jobs,
       },
       {
         address: this.address,

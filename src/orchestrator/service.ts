@@ -492,7 +492,8 @@ export class JobService {
  */
 export function remoteAddress(peer: string | undefined): string {
   if (peer === undefined) return 'unknown';
-  if (isIP(peer) === 4) return peer;
+  // The RPC server sends the bare address; an `ip:port` (older servers, tests) loses its port.
+  if (isIP(peer) !== 0) return peer;
   const m = /^\[?(.+?)\]?:(\d{1,5})$/.exec(peer);
   return m?.[1] && isIP(m[1]) ? m[1] : peer;
 }

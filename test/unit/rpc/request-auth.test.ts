@@ -153,6 +153,8 @@ describe('remoteAddress', () => {
     expect(remoteAddress('127.0.0.1:5555')).toBe('127.0.0.1');
     expect(remoteAddress('127.0.0.1')).toBe('127.0.0.1');
     expect(remoteAddress('[::1]:5555')).toBe('::1');
+    expect(remoteAddress('::1')).toBe('::1');
+    expect(remoteAddress('2001:db8::7:1234')).toBe('2001:db8::7:1234');
     expect(remoteAddress(undefined)).toBe('unknown');
   });
 });
