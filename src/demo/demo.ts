@@ -165,7 +165,8 @@ export async function runDemo(
     publisher = startTestPublisher(`${b.rtmpUrl}/demo?key=${streamKey}`, tools);
     let publisherError = '';
     publisher.stderr?.on('data', (d: Buffer) => {
-      publisherError = (publisherError + d.toString()).slice(-2000);
+      // ffmpeg names the URL in its errors, and the URL carries the stream key.
+      publisherError = (publisherError + d.toString().replaceAll(streamKey, '***')).slice(-2000);
     });
     progress(`publishing a 720p30 test source to ${b.rtmpUrl}/demo (with its stream key, ${streamKeysFile})`);
     progress(`watch: ${master}`);
