@@ -217,7 +217,12 @@ export class BroadcasterNode {
     const notFound = (res: ServerResponse) => sendJson(res, 404, { code: 'NotFound', message: 'not found' });
     const http = new HttpServer(
       { host: o.host ?? '127.0.0.1', port: o.httpPort ?? 0 },
-      { logger: this.deps.logger ?? silentLogger, name: 'broadcaster' },
+      {
+        logger: this.deps.logger ?? silentLogger,
+        name: 'broadcaster',
+        // `/live/<stream>/<key>/<seq>.ts` carries the stream key: never in a log line.
+        redactPath: (path) => path.replace(/^(\/live\/[^/]+\/)[^/]+(\/[^/]+)$/, '$1…$2'),
+      },
     )
       .route(['GET', 'OPTIONS'], '/hls/*', (req, res, ctx) => hls(req, res, ctx.target) || notFound(res))
       .route(
