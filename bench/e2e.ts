@@ -24,14 +24,17 @@
  * `orchestratorBeforeTranscode` (payment, credit, segment checks), `orchestratorTranscode` (the pool: checks
  * and LocalTranscoder; `ffmpeg` is the ffmpeg run inside it), `orchestratorAfterTranscode` (fee, session
  * write, receipt hashing and signing), `replyLeg` (handler returned → outcome: encoding, transfer, decoding,
- * verification). `verifyReplay` repeats the broadcaster's verification off the clock to size its share.
+ * verification). `verifyReplay` repeats the broadcaster's verification off the clock to size its share;
+ * `requestSignature` does the same for the request signature every `Transcode` carries (issue 9 §1): signing
+ * on the broadcaster, checking on the orchestrator, each including the segment's SHA-256.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { parseEther } from 'viem';
+import { hexToBytes, parseEther } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import type { SegmentOutcome } from '../src/broadcaster/jobs.js';
 import { startNetwork } from '../src/demo/network.js';
 import { resolveMediaTools } from '../src/media/ffmpeg.js';
@@ -39,6 +42,8 @@ import { defaultTranscodeOptions } from '../src/media/options.js';
 import { resolveProfiles } from '../src/media/profiles.js';
 import { type Segment, TsSegmenter } from '../src/media/segmenter.js';
 import { LocalTranscoder, readRendition } from '../src/media/transcode.js';
+import { profileToProto } from '../src/rpc/convert.js';
+import { signTranscodeRequest, TranscodeRequestGuard } from '../src/rpc/request-auth.js';
 import { contentHash, receiptDigest, recoverWireSigner } from '../src/rpc/signing.js';
 
 const SEGMENTS = Number(process.env.BENCH_SEGMENTS ?? 30);
@@ -106,6 +111,42 @@ async function replayVerification(s: Segment, outcome: SegmentOutcome): Promise<
     outcome.receipt.signature,
   );
   return performance.now() - t0;
+}
+
+/**
+ * The request signature's cost for one segment, off the clock (the same work is inside `requestLeg` and
+ * `orchestratorBeforeTranscode`): the broadcaster hashing the segment and signing (viem, pure JS), the
+ * orchestrator checking freshness and nonce, hashing the segment and recovering the signer (libsecp256k1).
+ */
+const requestSigner = privateKeyToAccount(generatePrivateKey());
+const requestGuard = new TranscodeRequestGuard();
+async function replayRequestSignature(s: Segment): Promise<{ signMs: number; checkMs: number }> {
+  const metadata = {
+    durationMs: Math.round(s.duration * 1000),
+    profiles: resolveProfiles(PROFILES).map(profileToProto),
+  };
+  const t0 = performance.now();
+  const signed = await signTranscodeRequest(requestSigner, {
+    orchestrator: requestSigner.address,
+    sender: requestSigner.address,
+    streamId: STREAM,
+    seq: BigInt(s.seq),
+    segmentHash: contentHash(s.bytes),
+    metadata,
+  });
+  const t1 = performance.now();
+  await requestGuard.check({
+    orchestrator: requestSigner.address,
+    sender: requestSigner.address,
+    streamId: STREAM,
+    seq: BigInt(s.seq),
+    segment: s.bytes,
+    metadata,
+    issuedAtMs: signed.issuedAtMs,
+    nonce: signed.nonce,
+    signature: hexToBytes(signed.signature),
+  });
+  return { signMs: t1 - t0, checkMs: performance.now() - t1 };
 }
 
 /** `{ a: { b: 1 } }` → `{ 'a.b': 1 }`: the results files are one flat object of dotted keys. */
@@ -198,7 +239,8 @@ async function main(): Promise<void> {
             `segment ${s.seq}: ${outcome.renditions.length} renditions, ${profiles.length} asked`,
           );
         }
-        return { start, end, marks, verifyMs: await replayVerification(s, outcome) };
+        const verifyMs = await replayVerification(s, outcome);
+        return { start, end, marks, verifyMs, request: await replayRequestSignature(s) };
       };
       const local = async (s: Segment) => {
         const t0 = performance.now();
@@ -268,6 +310,24 @@ async function main(): Promise<void> {
           orchestratorAfterTranscodeP50Ms: p50((_, m) => m.handlerEnd - m.poolEnd),
           replyLegP50Ms: p50((r, m) => r.end - m.handlerEnd),
           verifyReplayP50Ms: p50((r) => r.verifyMs),
+        },
+        requestSignature: {
+          signP50Ms: round(median(runs.map((r) => r.request.signMs)), 2),
+          signP95Ms: round(
+            quantile(
+              runs.map((r) => r.request.signMs),
+              0.95,
+            ),
+            2,
+          ),
+          checkP50Ms: round(median(runs.map((r) => r.request.checkMs)), 2),
+          checkP95Ms: round(
+            quantile(
+              runs.map((r) => r.request.checkMs),
+              0.95,
+            ),
+            2,
+          ),
         },
         tickets: { sent: net.broadcaster.jobs.stats.ticketsSent - ticketsBefore, winning },
         failovers: net.broadcaster.jobs.stats.failovers - failoversBefore,

@@ -2,6 +2,7 @@ import { type Client, createClient } from '@connectrpc/connect';
 import { type Address, bytesToHex, type Hex, hexToBytes, isAddressEqual } from 'viem';
 import { defaultSegmentLimits } from '../media/options.js';
 import { fitInside, type Profile } from '../media/profiles.js';
+import { checkTiming } from '../media/timing.js';
 import { type Rendition, readRendition, segmentFacts, validateSegment } from '../media/transcode.js';
 import type { Payment, TicketParams } from '../pm/types.js';
 import { makeChallenge } from '../rpc/challenge.js';
@@ -16,6 +17,7 @@ import {
 import { fromConnectError, fromWireErrorMessage, WireError } from '../rpc/errors.js';
 import { Orchestrator } from '../rpc/gen/streamflow/v1/orchestrator_pb.js';
 import type { RpcTransportOptions } from '../rpc/options.js';
+import { signTranscodeRequest } from '../rpc/request-auth.js';
 import {
   contentHash,
   type DigestSigner,
@@ -65,6 +67,10 @@ export interface SourceFacts {
   /** Seconds. */
   duration: number;
   fps: number;
+  /** Pictures. */
+  frames: number;
+  /** Lowest video PTS, 90 kHz: every rendition must start there (the pipeline keeps source timestamps). */
+  startPts: number | undefined;
   /** HLS `CODECS` (H.264 only). */
   codecs: string | undefined;
 }
@@ -75,7 +81,8 @@ export interface SourceFacts {
  */
 export function sourceFactsOf(segment: Uint8Array): SourceFacts {
   const f = segmentFacts(validateSegment(segment, defaultSegmentLimits));
-  return { width: f.width ?? 0, height: f.height ?? 0, duration: f.duration, fps: f.fps, codecs: f.codecs };
+  const { duration, fps, frames, startPts, codecs } = f;
+  return { width: f.width ?? 0, height: f.height ?? 0, duration, fps, frames, startPts, codecs };
 }
 
 export interface SegmentJob {
@@ -222,18 +229,33 @@ export class OrchestratorClient {
     const expected = this.address;
     if (!expected) throw new WireError('Unavailable', 'negotiate (getInfo) before sending segments');
     const started = performance.now();
+    // Hashed once: the request signature commits to it and the receipt must name it.
+    const inputHash = contentHash(job.segment);
+    const metadata = {
+      streamId: job.streamId,
+      seq: BigInt(job.seq),
+      durationMs: Math.round(job.durationMs),
+      profiles: job.profiles.map(profileToProto),
+    };
+    // Signed by the session's owner, so nobody else can spend its credit (docs/rpc.md "Sessions").
+    const signed = await signTranscodeRequest(this.deps.signer, {
+      orchestrator: expected,
+      sender: job.payment.sender,
+      streamId: metadata.streamId,
+      seq: metadata.seq,
+      segmentHash: inputHash,
+      metadata,
+    });
     let reply: Awaited<ReturnType<Client<typeof Orchestrator>['transcode']>>;
     try {
       reply = await this.client.transcode(
         {
-          metadata: {
-            streamId: job.streamId,
-            seq: BigInt(job.seq),
-            durationMs: Math.round(job.durationMs),
-            profiles: job.profiles.map(profileToProto),
-          },
+          metadata,
           segment: job.segment,
           payment: paymentToProto(job.payment),
+          issuedAtMs: signed.issuedAtMs,
+          nonce: signed.nonce,
+          signature: hexToBytes(signed.signature),
         },
         { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) },
       );
@@ -250,7 +272,6 @@ export class OrchestratorClient {
     }
     const { renditions: sent, receipt } = reply.result.value;
     if (!receipt) throw new WireError('InvalidReceipt', 'transcode reply without a receipt');
-    const inputHash = contentHash(job.segment);
     if (
       receipt.streamId !== job.streamId ||
       receipt.seq !== BigInt(job.seq) ||
@@ -336,7 +357,8 @@ async function recoverOrThrow(digest: Hex, signature: Uint8Array, code: string):
 /**
  * The cheap checks every rendition gets (the deep, sampled content check is the verifier's): its size is the
  * source fitted in the profile's box (aspect kept, sides even, 2 px of rounding allowed), its frame rate the
- * profile's, and it covers the source's time span to within two frames.
+ * profile's, and its time the source's ({@link checkTiming}: first PTS and duration within a frame, the
+ * profile's rate of frames over the span ±1), so the renditions of another segment are refused too.
  */
 export function checkRendition(r: Rendition, profile: Profile, source: SourceFacts): void {
   const mismatch = (why: string) =>
@@ -352,10 +374,11 @@ export function checkRendition(r: Rendition, profile: Profile, source: SourceFac
   if (Math.abs(r.fps - profile.fps) > Math.max(1, profile.fps * 0.05)) {
     throw mismatch(`runs at ${r.fps} fps, not ${profile.fps}`);
   }
-  const slack = 2 / Math.min(profile.fps, source.fps > 0 ? source.fps : profile.fps);
-  if (source.duration > 0 && Math.abs(r.duration - source.duration) > slack + source.duration * 0.05) {
-    throw mismatch(
-      `lasts ${r.duration.toFixed(3)} s; the source segment lasts ${source.duration.toFixed(3)} s`,
-    );
+  const timing = checkTiming(r, source, profile.fps);
+  if (timing) {
+    throw new WireError('RenditionMismatch', `rendition ${profile.name} ${timing.message}`, {
+      profile: profile.name,
+      reason: timing.reason,
+    });
   }
 }

@@ -1,5 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { Registry } from 'prom-client';
 import { type Address, type Hex, hexToBytes } from 'viem';
 import type { SignerConnection } from '../chain/client.js';
@@ -11,16 +10,19 @@ import { createHttpPushHandler } from '../media/http-push.js';
 import type { Profile } from '../media/profiles.js';
 import { type RtmpPublish, RtmpServer, segmentRtmpPublish } from '../media/rtmp.js';
 import { segmentSource } from '../media/segmenter.js';
+import { HttpServer, sendJson } from '../node/http-server.js';
+import { Lifecycle } from '../node/lifecycle.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { createPMMetrics } from '../pm/metrics.js';
 import type { SenderOptions } from '../pm/options.js';
 import { Sender } from '../pm/sender.js';
 import type { DigestSigner } from '../rpc/signing.js';
 import { discoverWithReport, regionCode, serviceId, staticOrchestrators } from './discovery.js';
-import { BroadcasterError } from './errors.js';
 import { BrokerFunds, ensureFunded } from './funds.js';
+import { IngestAuth, IngestError, isLoopback } from './ingest-auth.js';
 import { JobManager, type JobManagerOptions } from './jobs.js';
-import { BroadcastStream, type StreamStats } from './stream.js';
+import type { BroadcastStream, StreamStats } from './stream.js';
+import { StreamRegistry } from './streams.js';
 
 export interface BroadcasterNodeOptions {
   /** Interface for HTTP (HLS, push, status) and RTMP. @default '127.0.0.1' */
@@ -47,6 +49,17 @@ export interface BroadcasterNodeOptions {
   concurrency?: number;
   /** Live playlist window, segments. @default 6 */
   hlsWindow?: number;
+  /**
+   * Stream-keys file (`streamflow broadcaster keys create NAME`): a publish needs the key of its stream. With
+   * neither this nor `authWebhook`, publishes are taken from loopback addresses only.
+   */
+  streamKeysFile?: string;
+  /** Auth webhook URL, asked about every new stream (see docs/network.md). */
+  authWebhook?: string;
+  /** Live streams at once; more are refused. @default 64 */
+  maxStreams?: number;
+  /** An HTTP-push stream without a segment for this long ends, ms. @default 60_000 */
+  pushIdleTimeoutMs?: number;
 }
 
 export interface BroadcasterNodeDeps {
@@ -61,8 +74,8 @@ export interface BroadcasterNodeDeps {
 
 /**
  * The broadcaster's composition root: deposit, job manager (discovery, negotiation, selection, payment,
- * verification, failover), ingest (RTMP, HTTP push, files) and HLS output over HTTP. `start()`/`stop()` are
- * idempotent.
+ * verification, failover), ingest (RTMP, HTTP push, files) and HLS output over HTTP, started in that order and
+ * closed in reverse by one {@link Lifecycle}. `start()`/`stop()` are idempotent; a failed start stops what did start.
  */
 export class BroadcasterNode {
   readonly options: BroadcasterNodeOptions;
@@ -71,15 +84,16 @@ export class BroadcasterNode {
   readonly sender: Sender;
   readonly funds: BrokerFunds;
   readonly registry: Registry;
-  readonly streams = new Map<string, BroadcastStream>();
+  readonly ingestAuth: IngestAuth;
+  /** Live and recently ended streams, their bookkeeping and limits. */
+  readonly ingest: StreamRegistry;
   private readonly deps: BroadcasterNodeDeps;
   private readonly log: Logger;
   private readonly tools: MediaTools;
-  private readonly controller = new AbortController();
-  private http: Server | undefined;
+  private readonly life: Lifecycle;
+  private http: HttpServer | undefined;
   private rtmp: RtmpServer | undefined;
   private readonly ingests = new Set<Promise<unknown>>();
-  private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(options: BroadcasterNodeOptions, deps: BroadcasterNodeDeps) {
@@ -88,6 +102,7 @@ export class BroadcasterNode {
     this.deps = deps;
     const logger = deps.logger ?? silentLogger;
     this.log = logger.child({ module: 'broadcaster' });
+    this.life = new Lifecycle({ name: 'broadcaster' }, { logger });
     this.registry = deps.registry ?? new Registry();
     this.tools = deps.tools ?? resolveMediaTools();
     const { conn, manifest } = deps;
@@ -122,12 +137,34 @@ export class BroadcasterNode {
         logger,
       },
     );
+    this.ingestAuth = new IngestAuth(
+      {
+        profiles: options.profiles.map((p) => p.name),
+        streamKeysFile: options.streamKeysFile,
+        authWebhook: options.authWebhook,
+      },
+      { logger },
+    );
+    this.ingest = new StreamRegistry(
+      {
+        profiles: options.profiles,
+        maxStreams: options.maxStreams,
+        pushIdleTimeoutMs: options.pushIdleTimeoutMs,
+        concurrency: options.concurrency,
+        hlsWindow: options.hlsWindow,
+      },
+      { jobs: this.jobs, auth: this.ingestAuth, logger, signal: this.life.signal },
+    );
+  }
+
+  /** Live and recently ended streams by name (an ended stream is kept a while for its playlists, then freed). */
+  get streams(): ReadonlyMap<string, BroadcastStream> {
+    return this.ingest.streams;
   }
 
   get httpUrl(): string {
-    const a = this.http?.address() as AddressInfo | undefined;
-    if (!a) throw new Error('the broadcaster is not started');
-    return `http://${hostForUrl(a.address)}:${a.port}`;
+    if (!this.http?.address()) throw new Error('the broadcaster is not started');
+    return this.http.url;
   }
 
   get rtmpUrl(): string | undefined {
@@ -141,61 +178,91 @@ export class BroadcasterNode {
     return `${this.httpUrl}/hls/${encodeURIComponent(stream)}/index.m3u8`;
   }
 
+  /** @throws {LifecycleError} `Stopped` after `stop()`. */
   start(): Promise<void> {
-    this.starting ??= this.doStart().catch(async (err) => {
-      await this.stop();
-      throw err;
-    });
-    return this.starting;
+    return this.life.start((signal) => this.doStart(signal));
   }
 
-  private async doStart(): Promise<void> {
+  private async doStart(signal: AbortSignal): Promise<void> {
     const o = this.options;
     const { conn, manifest } = this.deps;
+    const life = this.life;
     if (o.deposit !== undefined || o.reserve !== undefined) {
       await ensureFunded(
         { deposit: o.deposit ?? 0n, reserve: o.reserve ?? 0n },
         { conn, manifest, ...(this.deps.logger ? { logger: this.deps.logger } : {}) },
       );
     }
+    await this.ingestAuth.load();
     await this.funds.read();
     this.funds.start();
-    await this.jobs.start(this.controller.signal);
+    life.defer('funds', () => this.funds.stop());
+    await this.jobs.start(signal);
+    life.defer('jobs', () => this.jobs.stop());
+    life.defer('streams', () => this.ingest.stop());
 
     const hls = createHlsHandler({}, { lookup: (s) => this.streams.get(s)?.hls, logger: this.log });
     const push = createHttpPushHandler(
       {},
       {
+        authorize: (req) => this.ingest.authorizePush({ ...req, protocol: 'http' }, this.life.signal),
         onSegment: async (seg) => {
-          const stream = this.stream(seg.stream);
-          await stream.push({
-            seq: seg.seq,
-            duration: seg.duration,
-            bytes: seg.bytes,
-            startPts: 0,
-            discontinuity: false,
-          });
-          await stream.drain();
-          const r = stream.records.at(-1);
+          const r = await this.ingest.pushSegment(seg);
           return r && { ...r, fee: r.fee.toString(), hls: this.hlsUrl(seg.stream) };
         },
+        onEnd: (req) => this.ingest.endPush(req.stream),
         logger: this.log,
       },
     );
-    this.http = createServer((req, res) => {
-      if (hls(req, res) || push(req, res)) return;
-      this.serveStatus(req, res);
-    });
-    await new Promise<void>((resolve, reject) => {
-      this.http?.once('error', reject);
-      this.http?.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => resolve());
-    });
+    const notFound = (res: ServerResponse) => sendJson(res, 404, { code: 'NotFound', message: 'not found' });
+    const http = new HttpServer(
+      { host: o.host ?? '127.0.0.1', port: o.httpPort ?? 0 },
+      { logger: this.deps.logger ?? silentLogger, name: 'broadcaster' },
+    )
+      .route(['GET', 'OPTIONS'], '/hls/*', (req, res, ctx) => hls(req, res, ctx.target) || notFound(res))
+      .route(
+        ['PUT', 'POST', 'DELETE'],
+        '/live/*',
+        (req, res, ctx) => push(req, res, ctx.target) || notFound(res),
+      )
+      .route('GET', '/metrics', async (_req, res) => {
+        const body = await this.registry.metrics();
+        res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body);
+      })
+      // No CORS header: a web page of another origin must not read the node's status.
+      .route('GET', '/status', (_req, res) => sendJson(res, 200, this.status()));
+    await http.listen();
+    this.http = http;
+    life.defer('http server', () => http.close());
+    // Reverse order: RTMP stops taking publishers, then the ingests in flight end, then the HTTP server closes.
+    life.defer('ingests', () => Promise.allSettled([...this.ingests]));
     if (o.rtmpPort !== false) {
-      this.rtmp = new RtmpServer(
-        { host: o.host ?? '127.0.0.1', port: o.rtmpPort ?? 0 },
-        { logger: this.log, onPublish: (p) => this.track(this.ingestRtmp(p)) },
+      const rtmp = new RtmpServer(
+        {
+          host: o.host ?? '127.0.0.1',
+          port: o.rtmpPort ?? 0,
+          maxPublishers: this.ingest.options.maxStreams,
+        },
+        {
+          logger: this.log,
+          authorize: async ({ key, params, remoteAddress }) => {
+            try {
+              const grant = await this.ingest.authorizePublish(
+                { stream: key, key: params.key, remoteAddress, protocol: 'rtmp' },
+                this.life.signal,
+              );
+              return { ok: true, grant };
+            } catch (err) {
+              if (err instanceof IngestError) return { ok: false, reason: `${err.code}: ${err.message}` };
+              throw err;
+            }
+          },
+          onPublish: (p) => this.track(this.ingestRtmp(p)),
+        },
       );
-      await this.rtmp.start();
+      await rtmp.start();
+      this.rtmp = rtmp;
+      life.defer('rtmp server', () => rtmp.stop());
     }
     this.log.info(
       {
@@ -203,64 +270,50 @@ export class BroadcasterNode {
         http: this.httpUrl,
         rtmp: this.rtmpUrl,
         orchestrators: this.jobs.ranked().length,
+        ingest: this.ingestAuth.mode,
+        maxStreams: this.ingest.options.maxStreams,
       },
       'broadcaster started',
     );
+    if (this.ingestAuth.mode === 'loopback') {
+      // Anyone who can reach a non-loopback interface would otherwise be refused without the operator knowing why.
+      const exposed = !isLoopback(o.host ?? '127.0.0.1');
+      this.log[exposed ? 'warn' : 'info'](
+        { host: o.host ?? '127.0.0.1' },
+        'no --stream-keys or --auth-webhook: publishes are accepted from loopback addresses only',
+      );
+    }
   }
 
-  private serveStatus(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/metrics') {
-      this.registry
-        .metrics()
-        .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
-        .catch(() => res.writeHead(500).end());
-      return;
-    }
-    if (url.pathname === '/status') {
-      res
-        .writeHead(200, { 'Content-Type': 'application/json', 'Access-Control-Allow-Origin': '*' })
-        .end(JSON.stringify(this.status(), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-      return;
-    }
-    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
-  }
-
-  /** The stream called `id`, created on first use. */
+  /**
+   * Opens stream `id` for a local source (no key rules: the caller is the operator). Throws `InvalidStreamName`,
+   * `StreamExists` or `TooManyStreams`.
+   */
   stream(id: string): BroadcastStream {
-    let s = this.streams.get(id);
-    if (!s || s.snapshot().ended) {
-      s = new BroadcastStream(id, this.options.profiles, {
-        jobs: this.jobs,
-        logger: this.deps.logger ?? silentLogger,
-        signal: this.controller.signal,
-        ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
-        ...(this.options.hlsWindow ? { windowSize: this.options.hlsWindow } : {}),
-      });
-      this.streams.set(id, s);
-    }
-    return s;
+    return this.ingest.open(id);
   }
 
   private async ingestRtmp(publish: RtmpPublish): Promise<void> {
     const id = publish.key;
-    const existing = this.streams.get(id);
-    if (existing && !existing.snapshot().ended) {
-      this.log.warn({ stream: id }, 'a stream with this key is live; refusing the second publisher');
+    let stream: BroadcastStream;
+    try {
+      stream = this.ingest.open(id, publish.grant as Parameters<StreamRegistry['open']>[1]);
+    } catch (err) {
+      // Authorized a moment ago; another ingest took the name or the last slot since.
+      this.log.warn({ stream: id, err: (err as Error).message }, 'rtmp publish refused');
       publish.close();
-      throw new BroadcasterError('StreamExists', `stream ${id} is already being published`, { stream: id });
+      throw err;
     }
-    const stream = this.stream(id);
     this.log.info({ stream: id, from: publish.remoteAddress }, 'rtmp publish started');
     try {
       const segments = segmentRtmpPublish(
         publish,
-        { targetDuration: this.options.segmentDuration ?? 2, signal: this.controller.signal },
+        { targetDuration: this.options.segmentDuration ?? 2, signal: this.life.signal },
         { tools: this.tools, logger: this.log },
       );
       for await (const segment of segments) await stream.push(segment);
     } finally {
-      await stream.end();
+      await this.ingest.end(stream);
       this.log.info({ stream: id, ...stream.snapshot() }, 'rtmp publish ended');
     }
   }
@@ -276,9 +329,20 @@ export class BroadcasterNode {
     return false;
   }
 
-  /** Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. */
+  /**
+   * Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. Rejects
+   * as {@link stream} does when the name is taken or every slot is.
+   */
   ingestFile(id: string, input: string, opts: { realtime?: boolean } = {}): Promise<StreamStats> {
-    const stream = this.stream(id);
+    let stream: BroadcastStream;
+    try {
+      stream = this.stream(id);
+    } catch (err) {
+      const refused = Promise.reject(err);
+      // Logged (and so handled) like any ingest that ends with an error: `void ingestFile(…)` must not crash.
+      this.track(refused);
+      return refused;
+    }
     const run = (async () => {
       try {
         const segments = segmentSource(
@@ -286,13 +350,13 @@ export class BroadcasterNode {
             input,
             targetDuration: this.options.segmentDuration ?? 2,
             realtime: opts.realtime ?? false,
-            signal: this.controller.signal,
+            signal: this.life.signal,
           },
           { tools: this.tools, logger: this.log },
         );
         for await (const segment of segments) await stream.push(segment);
       } finally {
-        await stream.end();
+        await this.ingest.end(stream);
       }
       return stream.snapshot();
     })();
@@ -319,19 +383,9 @@ export class BroadcasterNode {
 
   /** Stops ingest (streams end, playlists get ENDLIST), closes servers and connections. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      await this.rtmp?.stop();
-      this.controller.abort(new Error('broadcaster stopping'));
-      await Promise.allSettled([...this.ingests]);
-      await this.jobs.stop();
-      await this.funds.stop();
-      const http = this.http;
-      if (http) {
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-      }
-      this.log.info({ address: this.address }, 'broadcaster stopped');
-    })();
+    this.stopping ??= this.life
+      .stop(new Error('broadcaster stopping'))
+      .then(() => this.log.info({ address: this.address }, 'broadcaster stopped'));
     return this.stopping;
   }
 }

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatEther, parseEther } from 'viem';
+import { createStreamKey } from '../broadcaster/ingest-auth.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
 import { resolveProfiles } from '../media/profiles.js';
@@ -122,6 +123,9 @@ export async function runDemo(
   const progress = options.onProgress ?? (() => undefined);
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'streamflow-demo-')));
   const started = performance.now();
+  // The demo publishes with a key of its own, as an operator would: the broadcaster takes no other publisher.
+  const streamKeysFile = join(dataDir, 'stream-keys.json');
+  const { key: streamKey } = await createStreamKey(streamKeysFile, 'demo', { replace: true });
   const spec = (httpPort: number) => ({
     dataDir,
     orchestrators: DEMO_ORCHESTRATORS,
@@ -137,6 +141,7 @@ export async function runDemo(
       httpPort,
       rtmpPort: 0,
       hlsWindow: 10,
+      streamKeysFile,
     },
     devnet: { blockTime: 1 },
   });
@@ -158,12 +163,12 @@ export async function runDemo(
           `${o.spec.regions?.join(',')}  ${o.spec.remoteTranscoders ? `${o.spec.remoteTranscoders} remote transcoders` : 'local transcoding'}`,
       );
     }
-    publisher = startTestPublisher(`${b.rtmpUrl}/demo`, tools);
+    publisher = startTestPublisher(`${b.rtmpUrl}/demo?key=${streamKey}`, tools);
     let publisherError = '';
     publisher.stderr?.on('data', (d: Buffer) => {
       publisherError = (publisherError + d.toString()).slice(-2000);
     });
-    progress(`publishing a 720p30 test source to ${b.rtmpUrl}/demo`);
+    progress(`publishing a 720p30 test source to ${b.rtmpUrl}/demo (with its stream key, ${streamKeysFile})`);
     progress(`watch: ${master}`);
 
     const deadline = options.durationSec === undefined ? Infinity : started + options.durationSec * 1000;

@@ -7,6 +7,7 @@ import { withInitializedRound } from '../chain/round-clock.js';
 import { mineToNextRound } from '../chain/staking.js';
 import { waitForSuccess } from '../chain/tx.js';
 import type { MediaTools } from '../media/ffmpeg.js';
+import { Lifecycle } from '../node/lifecycle.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { OrchestratorNode, type OrchestratorNodeOptions } from '../orchestrator/node.js';
 import { RemoteTranscoder } from '../transcoder/transcoder.js';
@@ -61,7 +62,8 @@ export interface Network {
 /**
  * A whole Streamflow network on one machine: devnet, orchestrators (bonded, registered, in the active set),
  * their remote transcoders, delegators and a funded broadcaster. Used by `streamflow demo`, the end-to-end
- * tests and the e2e benchmark. Anything started is stopped again when a later step fails.
+ * tests and the e2e benchmark. One {@link Lifecycle}: anything started is stopped again (in reverse) when a later
+ * step fails or `signal` aborts the start.
  */
 export async function startNetwork(
   spec: NetworkSpec,
@@ -72,21 +74,16 @@ export async function startNetwork(
   const nO = spec.orchestrators.length;
   const nD = spec.delegators?.length ?? 0;
   const bIndex = 1 + nO + nD;
-  const devnet = await startDevnet(
-    { accounts: bIndex + 1, ...spec.devnet },
-    { logger, ...(deps.signal ? { signal: deps.signal } : {}) },
-  );
+  const life = new Lifecycle({ name: 'network' }, { logger });
   const started: RunningOrchestrator[] = [];
+  const delegators: number[] = [];
+  let devnet: Devnet | undefined;
   let broadcaster: BroadcasterNode | undefined;
-  const stop = async () => {
-    await broadcaster?.stop();
-    for (const o of started) {
-      for (const t of o.transcoders) await t.stop();
-      await o.node.stop();
-    }
-    await devnet.stop();
-  };
-  try {
+  // Each part is deferred as soon as it exists: the lifecycle closes it (in reverse) when a later step fails.
+  await life.start(async (signal) => {
+    const chain = await startDevnet({ accounts: bIndex + 1, ...spec.devnet }, { logger, signal });
+    devnet = chain;
+    life.defer('devnet', () => chain.stop());
     for (const [i, o] of spec.orchestrators.entries()) {
       const accountIndex = 1 + i;
       const remote = o.remoteTranscoders ?? 0;
@@ -105,34 +102,35 @@ export async function startNetwork(
           pool: { ...(remote > 0 ? { localCapacity: 0, secret } : {}), ...o.node?.pool },
         },
         {
-          conn: devnet.signer(accountIndex),
-          manifest: devnet.manifest,
+          conn: chain.signer(accountIndex),
+          manifest: chain.manifest,
           logger: logger.child({ node: o.name }),
           ...(deps.tools ? { tools: deps.tools } : {}),
         },
       );
-      started.push({ spec: o, node, transcoders: [], accountIndex });
-      await node.start(deps.signal);
-      const running = started.at(-1) as RunningOrchestrator;
+      const running: RunningOrchestrator = { spec: o, node, transcoders: [], accountIndex };
+      started.push(running);
+      life.defer(`orchestrator ${o.name}`, () => node.stop());
+      await node.start(signal);
       for (let t = 0; t < remote; t++) {
         const transcoder = new RemoteTranscoder(
           { orchestrator: node.url, secret: secret as string, capacity: 1 },
           { logger: logger.child({ node: `${o.name}-t${t}` }), ...(deps.tools ? { tools: deps.tools } : {}) },
         );
         running.transcoders.push(transcoder);
+        life.defer(`transcoder ${o.name}-t${t}`, () => transcoder.stop());
         transcoder.start();
       }
     }
-    const delegators: number[] = [];
     for (const [i, d] of (spec.delegators ?? []).entries()) {
       const index = 1 + nO + i;
       const target = started.find((o) => o.spec.name === d.to);
       if (!target) throw new RangeError(`delegator ${i} bonds to unknown orchestrator ${d.to}`);
-      const conn = devnet.signer(index);
-      const c = streamflowContracts(conn, devnet.manifest);
+      const conn = chain.signer(index);
+      const c = streamflowContracts(conn, chain.manifest);
       await waitForSuccess(
         conn,
-        await c.token.write.approve([devnet.manifest.contracts.BondingManager, d.amount]),
+        await c.token.write.approve([chain.manifest.contracts.BondingManager, d.amount]),
         'approve',
       );
       await withInitializedRound(conn, c, async () =>
@@ -141,29 +139,34 @@ export async function startNetwork(
       delegators.push(index);
     }
     // The active set is fixed at a round's start: move to the next round so every orchestrator is active.
-    await mineToNextRound(devnet.signer(0), devnet.manifest);
+    await mineToNextRound(chain.signer(0), chain.manifest);
     for (const o of started) await o.node.syncChain();
 
     const b = spec.broadcaster;
     const { staticList, ...bOptions } = b;
-    broadcaster = new BroadcasterNode(
+    const node = new BroadcasterNode(
       {
         ...bOptions,
         ...(staticList ? { orchestrators: started.map((o) => o.node.url) } : {}),
       },
       {
-        conn: devnet.signer(bIndex),
-        manifest: devnet.manifest,
-        privateKey: (devnet.accounts[bIndex] as { privateKey: `0x${string}` }).privateKey,
+        conn: chain.signer(bIndex),
+        manifest: chain.manifest,
+        privateKey: (chain.accounts[bIndex] as { privateKey: `0x${string}` }).privateKey,
         logger: logger.child({ node: 'broadcaster' }),
         ...(deps.tools ? { tools: deps.tools } : {}),
       },
     );
-    await broadcaster.start();
-    log.info({ orchestrators: started.length, delegators: delegators.length }, 'network started');
-    return { devnet, orchestrators: started, broadcaster, delegators, stop };
-  } catch (err) {
-    await stop().catch(() => undefined);
-    throw err;
-  }
+    broadcaster = node;
+    life.defer('broadcaster', () => node.stop());
+    await node.start();
+  }, deps.signal);
+  log.info({ orchestrators: started.length, delegators: delegators.length }, 'network started');
+  return {
+    devnet: devnet as Devnet,
+    orchestrators: started,
+    broadcaster: broadcaster as BroadcasterNode,
+    delegators,
+    stop: () => life.stop(),
+  };
 }

@@ -13,6 +13,9 @@ export type SegmentRejectReason =
   | 'TooFewFrames'
   | 'TooLong'
   | 'NoKeyframe'
+  | 'MissingTimestamps'
+  | 'NonMonotonicTimestamps'
+  | 'TimestampSpanMismatch'
   | 'Undecodable';
 
 export interface SegmentFormatDetails {

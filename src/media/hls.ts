@@ -1,6 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { type RequestTarget, requestTargetOrReply } from '../node/http-server.js';
 import type { Logger } from '../node/logger.js';
 import { defaultHlsOptions, type HlsOptions, withDefaults } from './options.js';
 
@@ -376,17 +377,20 @@ export class DirectoryHlsSource implements HlsSource {
 /**
  * A node:http handler serving `GET|HEAD {prefix}/:stream/<path>` from the {@link HlsSource} that `lookup`
  * returns, with HLS content types and CORS for web players. Returns false (and leaves the response alone) for
- * URLs outside `prefix`, so it can sit in front of other handlers.
+ * URLs outside `prefix`, so it can sit in front of other handlers. `target` is the request target an
+ * {@link HttpServer} already checked; without it the handler parses `req.url` itself (400 when malformed).
  */
 export function createHlsHandler(
   options: { prefix?: string },
   deps: { lookup: (stream: string) => HlsSource | undefined; logger?: Logger },
-): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const prefix = (options.prefix ?? '/hls').replace(/\/+$/, '');
+): (req: IncomingMessage, res: ServerResponse, target?: RequestTarget) => boolean {
+  const prefix = (options.prefix ?? '/hls').split('/').filter(Boolean);
   const log = deps.logger?.child({ module: 'hls-http' });
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!url.pathname.startsWith(`${prefix}/`)) return false;
+  return (req, res, given) => {
+    const target = given ?? requestTargetOrReply(req, res);
+    if (!target) return true;
+    const segments = target.segments;
+    if (segments.length <= prefix.length || prefix.some((p, i) => segments[i] !== p)) return false;
     res.setHeader('Access-Control-Allow-Origin', '*');
     res.setHeader('Access-Control-Allow-Methods', 'GET, HEAD, OPTIONS');
     res.setHeader('Access-Control-Allow-Headers', 'Range, Content-Type');
@@ -399,16 +403,17 @@ export function createHlsHandler(
       res.writeHead(405, { Allow: 'GET, HEAD, OPTIONS' }).end();
       return true;
     }
-    const rest = url.pathname.slice(prefix.length + 1);
-    const slash = rest.indexOf('/');
-    const stream = slash < 0 ? '' : decodeURIComponent(rest.slice(0, slash));
+    // Segments are decoded one by one, so a stream name never holds a `/` that shifts the resource path.
+    const stream = segments.length > prefix.length + 1 ? (segments[prefix.length] as string) : '';
+    const resource = segments.slice(prefix.length + 1).join('/');
     const source = stream ? deps.lookup(stream) : undefined;
     const notFound = () => res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
     if (!source) {
       notFound();
       return true;
     }
-    Promise.resolve(source.get(rest.slice(slash + 1)))
+    Promise.resolve()
+      .then(() => source.get(resource))
       .then((found) => {
         if (!found) return notFound();
         const body = typeof found.body === 'string' ? Buffer.from(found.body) : found.body;
@@ -420,7 +425,7 @@ export function createHlsHandler(
         res.end(req.method === 'HEAD' ? undefined : body);
       })
       .catch((err: unknown) => {
-        log?.warn({ err: (err as Error).message, path: url.pathname }, 'hls request failed');
+        log?.warn({ err: (err as Error)?.message, path: target.rawPath.slice(0, 200) }, 'hls request failed');
         if (!res.headersSent) res.writeHead(500).end();
         else res.destroy();
       });

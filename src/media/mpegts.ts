@@ -380,6 +380,29 @@ export interface TsVideoFacts {
   pixels: number | undefined;
   /** RFC 6381 codec string (H.264 only), for HLS `CODECS`. */
   codecString: string | undefined;
+  /** What the duration rests on: whether the pictures' own timestamps can be believed. */
+  timestamps: TsTimestampFacts;
+}
+
+/**
+ * The pictures' timestamps as a biller must see them. "Monotonic" is in decode order for decode times (DTS,
+ * or the PTS where a PES carries no DTS) and in presentation order for presentation times: with B-frames the
+ * PTS goes back and forth in decode order, honestly, while the DTS still only goes up.
+ */
+export interface TsTimestampFacts {
+  /** Pictures whose PES carries no PTS. */
+  missingPts: number;
+  /** Pictures whose decode time is not after the previous picture's. */
+  dtsNotIncreasing: number;
+  /** Pictures presented at the same instant as another one. */
+  duplicatePts: number;
+  /** Pictures whose PTS comes before their own DTS (impossible in a valid stream). */
+  ptsBeforeDts: number;
+  /**
+   * Median interval between consecutive presentation times, 90 kHz ticks: the source's frame interval as
+   * its own timestamps say. 0 with fewer than two timed pictures.
+   */
+  medianInterval: number;
 }
 
 export interface TsAudioFacts {
@@ -408,6 +431,12 @@ export function analyzeTs(data: Uint8Array): TsAnalysis {
   let audioPackets = 0;
   let audioStart: number | undefined;
   let audioPid: number | undefined;
+  const presented: number[] = [];
+  let missingPts = 0;
+  let dtsNotIncreasing = 0;
+  let ptsBeforeDts = 0;
+  let refDts: number | undefined;
+  let lastDts = 0;
   const demuxer = new TsDemuxer({
     onVideoFrame(f) {
       if (f.sps) {
@@ -419,11 +448,23 @@ export function analyzeTs(data: Uint8Array): TsAnalysis {
       if (f.keyframe) keyframes++;
       firstPictureKey ??= f.keyframe;
       if (sps) pixels += sps.width * sps.height;
-      if (f.pts === undefined) return;
+      if (f.pts === undefined) {
+        missingPts++;
+        return;
+      }
       if (refPts === undefined) refPts = f.pts;
       const rel = ptsDiff(refPts, f.pts);
       minPts = Math.min(minPts, rel);
       maxPts = Math.max(maxPts, rel);
+      presented.push(rel);
+      const dts = f.dts ?? f.pts;
+      if (ptsDiff(dts, f.pts) < 0) ptsBeforeDts++;
+      if (refDts === undefined) refDts = dts;
+      else {
+        const relDts = ptsDiff(refDts, dts);
+        if (relDts <= lastDts) dtsNotIncreasing++;
+        lastDts = relDts;
+      }
     },
     onAudioPes(pid, pts) {
       if (audioPid === undefined) audioPid = pid;
@@ -470,6 +511,7 @@ export function analyzeTs(data: Uint8Array): TsAnalysis {
     height: firstSps?.height,
     pixels: firstSps ? pixels : undefined,
     codecString: firstSps ? avcCodecString(firstSps) : undefined,
+    timestamps: timestampFacts(presented, { missingPts, dtsNotIncreasing, ptsBeforeDts }),
   };
   const audio: TsAudioFacts | undefined = audioStream && {
     pid: audioStream.pid,
@@ -485,4 +527,21 @@ export function analyzeTs(data: Uint8Array): TsAnalysis {
     video,
     audio,
   };
+}
+
+function timestampFacts(
+  presented: number[],
+  counts: Pick<TsTimestampFacts, 'missingPts' | 'dtsNotIncreasing' | 'ptsBeforeDts'>,
+): TsTimestampFacts {
+  const sorted = Float64Array.from(presented).sort();
+  const intervals = new Float64Array(Math.max(0, sorted.length - 1));
+  let duplicatePts = 0;
+  for (let i = 1; i < sorted.length; i++) {
+    const d = (sorted[i] as number) - (sorted[i - 1] as number);
+    if (d === 0) duplicatePts++;
+    intervals[i - 1] = d;
+  }
+  intervals.sort();
+  const medianInterval = intervals.length > 0 ? (intervals[intervals.length >> 1] as number) : 0;
+  return { ...counts, duplicatePts, medianInterval };
 }

@@ -2,7 +2,7 @@ import type { Logger } from '../node/logger.js';
 import { FfmpegError, SegmentFormatError } from './errors.js';
 import { lastLines, type MediaTools, runFfmpeg } from './ffmpeg.js';
 import type { MediaMetrics } from './metrics.js';
-import { analyzeTs, type TsAnalysis } from './mpegts.js';
+import { analyzeTs, PTS_HZ, type TsAnalysis, type TsVideoFacts } from './mpegts.js';
 import {
   defaultTranscodeOptions,
   type SegmentLimits,
@@ -238,6 +238,7 @@ export function validateSegment(segment: Uint8Array, limits: SegmentLimits): TsA
       { frames: video.frames, maxDuration: limits.maxDuration },
     );
   }
+  checkTimestamps(video);
   if (!video.startsWithKeyframe) {
     throw new SegmentFormatError(
       'NoKeyframe',
@@ -249,6 +250,52 @@ export function validateSegment(segment: Uint8Array, limits: SegmentLimits): TsA
   }
   return analysis;
 }
+
+/**
+ * A segment's duration is billed from its own timestamps (issue 9 §2), so they must be there and make sense:
+ * every picture timed, decode times only going up, no two pictures presented at once, and a span that agrees
+ * with the frame count at the rate the timestamps themselves show (the median frame interval), within
+ * {@link SPAN_SLACK_FRAMES} frames or {@link SPAN_SLACK_SHARE} of the count — room for dropped frames and
+ * millisecond-rounded RTMP clocks, none for a segment whose span was stretched, squeezed or left out.
+ */
+function checkTimestamps(video: TsVideoFacts): void {
+  const t = video.timestamps;
+  if (t.missingPts > 0) {
+    throw new SegmentFormatError(
+      'MissingTimestamps',
+      `${t.missingPts} of ${video.frames} pictures carry no presentation timestamp, so the segment's duration cannot be read; mux every picture with a PTS`,
+      { frames: video.frames, missingPts: t.missingPts },
+    );
+  }
+  if (t.dtsNotIncreasing > 0 || t.ptsBeforeDts > 0 || t.duplicatePts > 0) {
+    throw new SegmentFormatError(
+      'NonMonotonicTimestamps',
+      `the timestamps do not run forward: ${t.dtsNotIncreasing} decode time(s) not after the previous picture's, ${t.duplicatePts} picture(s) presented at the same instant as another, ${t.ptsBeforeDts} presented before being decoded`,
+      {
+        frames: video.frames,
+        dtsNotIncreasing: t.dtsNotIncreasing,
+        duplicatePts: t.duplicatePts,
+        ptsBeforeDts: t.ptsBeforeDts,
+      },
+    );
+  }
+  const span = video.frames > 1 ? (video.duration * (video.frames - 1) * PTS_HZ) / video.frames : 0;
+  const fps = t.medianInterval > 0 ? PTS_HZ / t.medianInterval : 0;
+  const atRate = t.medianInterval > 0 ? span / t.medianInterval + 1 : 0;
+  const slack = Math.max(SPAN_SLACK_FRAMES, video.frames * SPAN_SLACK_SHARE);
+  if (!(span > 0) || fps > MAX_FPS * 1.05 || Math.abs(atRate - video.frames) > slack) {
+    throw new SegmentFormatError(
+      'TimestampSpanMismatch',
+      `${video.frames} pictures span ${(span / PTS_HZ).toFixed(3)} s, but at the ${fps.toFixed(2)} fps their timestamps show that span holds ${Math.round(atRate)}; the timestamps do not describe these frames`,
+      { frames: video.frames, spanSeconds: span / PTS_HZ, fps, framesAtRate: Math.round(atRate) },
+    );
+  }
+}
+
+/** Frames a segment's span may disagree with its picture count by, at least. */
+const SPAN_SLACK_FRAMES = 2;
+/** Share of the picture count the span may disagree with it by. */
+const SPAN_SLACK_SHARE = 0.25;
 
 /** Facts about a segment as the in-process probe reads them. */
 export function segmentFacts(analysis: TsAnalysis): SegmentFacts {

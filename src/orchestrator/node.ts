@@ -1,6 +1,4 @@
 import { mkdirSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Address } from 'viem';
@@ -10,6 +8,8 @@ import type { DeploymentManifest } from '../chain/manifest.js';
 import { RoundClock } from '../chain/round-clock.js';
 import { TicketBrokerChain, TicketBrokerRedeemer, ticketDomain } from '../chain/ticket-broker.js';
 import type { MediaTools } from '../media/ffmpeg.js';
+import { HttpServer, sendJson } from '../node/http-server.js';
+import { Lifecycle } from '../node/lifecycle.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { definedOnly } from '../node/options.js';
 import { RecipientEngine } from '../pm/engine.js';
@@ -107,8 +107,8 @@ export interface OrchestratorStats {
 
 /**
  * The orchestrator's composition root: payment engine, transcoder pool, job service and RPC server, on-chain
- * registration, round clock and reward service. `start()` and `stop()` are idempotent; a failed start stops
- * whatever had started.
+ * registration, round clock and reward service, started in that order and closed in reverse by one
+ * {@link Lifecycle}. `start()` and `stop()` are idempotent; a failed start stops whatever had started.
  */
 export class OrchestratorNode {
   readonly options: OrchestratorNodeOptions;
@@ -122,10 +122,9 @@ export class OrchestratorNode {
   private readonly deps: OrchestratorNodeDeps;
   private readonly log: Logger;
   private readonly reward: RewardService | undefined;
+  private readonly life: Lifecycle;
   private server: RpcServer | undefined;
-  private http: Server | undefined;
-  private status: 'idle' | 'starting' | 'started' | 'stopping' | 'stopped' = 'idle';
-  private starting: Promise<void> | undefined;
+  private http: HttpServer | undefined;
   private stopping: Promise<void> | undefined;
   registration: RegistrationResult | undefined;
 
@@ -139,6 +138,9 @@ export class OrchestratorNode {
     this.address = conn.account.address;
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.state = new OrchestratorState(join(options.dataDir, 'orchestrator.db'), logger);
+    this.life = new Lifecycle({ name: 'orchestrator' }, { logger });
+    // Opened here, so closed even by a stop() without a start().
+    this.life.defer('state', () => this.state.close());
 
     const chain = new TicketBrokerChain({ manifest, recipient: this.address }, { conn, logger });
     const redeemer = new TicketBrokerRedeemer({ manifest }, { conn, chain, logger });
@@ -203,22 +205,19 @@ export class OrchestratorNode {
     return this.server.url;
   }
 
+  /**
+   * Starts every part in order; `signal` (and `stop()`) aborts a start in progress.
+   * @throws {LifecycleError} `Stopped` after `stop()`.
+   */
   start(signal?: AbortSignal): Promise<void> {
-    if (this.status === 'started') return Promise.resolve();
-    if (this.status === 'stopping' || this.status === 'stopped') {
-      return Promise.reject(new Error('OrchestratorNode: cannot restart after stop()'));
-    }
-    this.starting ??= this.doStart(signal).catch(async (err) => {
-      await this.stop();
-      throw err;
-    });
-    return this.starting;
+    return this.life.start((s) => this.doStart(s), signal);
   }
 
-  private async doStart(signal?: AbortSignal): Promise<void> {
-    this.status = 'starting';
+  private async doStart(signal: AbortSignal): Promise<void> {
     const o = this.options;
+    const life = this.life;
     await this.engine.start(signal);
+    life.defer('payment engine', () => this.engine.stop());
     this.restoreSessions();
     const tls = await this.tlsPair();
     this.server = await createRpcServer(
@@ -233,6 +232,10 @@ export class OrchestratorNode {
       },
       { logger: this.deps.logger ?? silentLogger },
     );
+    const server = this.server;
+    life.defer('rpc server', () => server.close());
+    // Before the server closes: ends the transcoders' streams (ShuttingDown) so the close does not wait on them.
+    life.defer('transcoder pool', () => this.pool.close());
     this.jobs.options.serviceUri = o.serviceUri ?? this.server.url;
     if (o.registration !== false) {
       this.registration = await ensureRegistered(
@@ -246,14 +249,23 @@ export class OrchestratorNode {
           conn: this.deps.conn,
           manifest: this.deps.manifest,
           ...(this.deps.logger ? { logger: this.deps.logger } : {}),
-          ...(signal ? { signal } : {}),
+          signal,
         },
       );
     }
-    if (o.metricsPort !== undefined) await this.serveStatus(o.host ?? '127.0.0.1', o.metricsPort);
+    if (o.metricsPort !== undefined) {
+      const http = this.statusServer(o.host ?? '127.0.0.1', o.metricsPort);
+      await http.listen();
+      this.http = http;
+      life.defer('status server', () => http.close());
+    }
     this.clock.start();
-    this.reward?.start();
-    this.status = 'started';
+    life.defer('round clock', () => this.clock.stop());
+    if (this.reward) {
+      const reward = this.reward;
+      reward.start();
+      life.defer('reward service', () => reward.stop());
+    }
     this.log.info(
       {
         address: this.address,
@@ -296,38 +308,25 @@ export class OrchestratorNode {
 
   /** URL of the metrics/status server (`metricsPort`), if any. */
   get statusUrl(): string | undefined {
-    const a = this.http?.address() as AddressInfo | null | undefined;
-    if (!a) return undefined;
-    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+    return this.http?.address() ? this.http.url : undefined;
   }
 
-  private async serveStatus(host: string, port: number): Promise<void> {
-    const server = createServer((req, res) => {
-      const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-      if (req.method !== 'GET') {
-        res.writeHead(405, { Allow: 'GET' }).end();
-      } else if (path === '/metrics') {
-        this.registry
-          .metrics()
-          .then((body) => res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body))
-          .catch(() => res.writeHead(500).end());
-      } else if (path === '/status') {
-        const body = { ...this.stats(), pool: this.pool.memberInfo(), round: this.clock.status?.round };
-        res
-          .writeHead(200, { 'Content-Type': 'application/json' })
-          .end(JSON.stringify(body, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
-      } else {
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics or /status\n');
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.http = server;
+  private statusServer(host: string, port: number): HttpServer {
+    return new HttpServer(
+      { host, port },
+      { logger: this.deps.logger ?? silentLogger, name: 'orchestrator-status' },
+    )
+      .route('GET', '/metrics', async (_req, res) => {
+        const body = await this.registry.metrics();
+        res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body);
+      })
+      .route('GET', '/status', (_req, res) =>
+        sendJson(res, 200, {
+          ...this.stats(),
+          pool: this.pool.memberInfo(),
+          round: this.clock.status?.round,
+        }),
+      );
   }
 
   /** Re-reads the round and gas data now (after moving the chain on in tests and the demo). */
@@ -363,22 +362,9 @@ export class OrchestratorNode {
    * and closes the databases. Idempotent.
    */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      this.status = 'stopping';
-      await this.reward?.stop();
-      await this.clock.stop();
-      this.pool.close();
-      await this.server?.close();
-      const http = this.http;
-      if (http) {
-        http.closeAllConnections();
-        await new Promise<void>((resolve) => http.close(() => resolve()));
-      }
-      await this.engine.stop();
-      this.state.close();
-      this.status = 'stopped';
-      this.log.info({ address: this.address }, 'orchestrator stopped');
-    })();
+    this.stopping ??= this.life
+      .stop()
+      .then(() => this.log.info({ address: this.address }, 'orchestrator stopped'));
     return this.stopping;
   }
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { create } from '@bufbuild/protobuf';
 import type { HandlerContext, ServiceImpl } from '@connectrpc/connect';
 import { type Address, bytesToHex, type Hex, hexToBytes } from 'viem';
@@ -8,7 +9,10 @@ import { type Profile, validateProfiles } from '../media/profiles.js';
 import { type SegmentTranscoder, segmentFacts, validateSegment } from '../media/transcode.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { ErrorBudget } from '../pm/error-budget.js';
+import { InsufficientCreditError } from '../pm/errors.js';
 import { feeFor } from '../pm/ledger.js';
+import { defaultErrorBudgetOptions, type ErrorBudgetOptions } from '../pm/options.js';
 import type { Recipient } from '../pm/recipient.js';
 import type { TicketParams } from '../pm/types.js';
 import { addressToBytes, renditionToProto, ticketParamsToProto, uintToBytes } from '../rpc/convert.js';
@@ -22,8 +26,9 @@ import {
   TranscodeReplySchema,
   type TranscodeRequest,
 } from '../rpc/gen/streamflow/v1/orchestrator_pb.js';
-import { checkInfoRequest, checkTranscodeRequest } from '../rpc/limits.js';
+import { type CheckedTranscodeRequest, checkInfoRequest, checkTranscodeRequest } from '../rpc/limits.js';
 import { expectedPixels, perPixel, renditionsFee } from '../rpc/pricing.js';
+import { type SignedTranscodeRequest, TranscodeRequestGuard } from '../rpc/request-auth.js';
 import { PEER_HEADER } from '../rpc/server.js';
 import {
   contentHash,
@@ -47,7 +52,31 @@ export interface JobServiceOptions {
   services: readonly string[];
   /** Region names served. */
   regions: readonly string[];
+  /**
+   * Segments one sender (`payment.sender`, authenticated) may have in work at once; more get
+   * `OrchestratorBusy` for that sender only, so one sender cannot hold the whole pool. A broadcaster's
+   * stream keeps at most 2 segments in flight by default (its `concurrency`), redundancy 1. @default 2
+   */
+  maxSegmentsPerSender?: number;
+  /**
+   * Debt a session may run up when a segment's renditions came out larger than the fee required before
+   * work, as a share of that segment's expected fee; beyond it the renditions are withheld
+   * (`InsufficientCredit`). Honest renditions exceed the estimate by a frame or two at most. @default 0.5
+   */
+  maxDebtShare?: number;
+  /**
+   * Refused request signatures tolerated per remote address before that address is refused
+   * (`TooManyErrors`) without a signature check. @default pm's error budget (20 per minute, 5 min)
+   */
+  requestErrorBudget?: Partial<ErrorBudgetOptions>;
 }
+
+/** Defaults of the optional {@link JobServiceOptions}. */
+export const defaultJobServiceOptions = Object.freeze({
+  maxSegmentsPerSender: 2,
+  maxDebtShare: 0.5,
+  requestErrorBudget: defaultErrorBudgetOptions,
+});
 
 /** Checks a broadcaster's signed challenge; `ChallengeGuard` from src/rpc/challenge.ts. */
 export interface ChallengeChecker {
@@ -72,7 +101,10 @@ export interface JobServiceDeps {
   /** Segments the transcoder pool could take now. */
   capacityLeft: () => number;
   challenges: ChallengeChecker;
+  /** Checks every `Transcode` request's signature; built with defaults when not given. */
+  requests?: { check(req: SignedTranscodeRequest): Promise<{ sender: Address; segmentHash: Hex }> };
   state?: OrchestratorState;
+  now?: () => number;
   logger?: Logger;
   metrics?: OrchestratorMetrics;
 }
@@ -103,12 +135,31 @@ export class JobService {
   private readonly quoted = new Map<string, bigint>();
   /** Fee a session owed beyond its credit when a segment came out larger than expected, wei. */
   private readonly debts = new Map<string, bigint>();
+  /** Segments in work per sender (lower-case address). */
+  private readonly inFlight = new Map<string, number>();
+  private readonly requests: NonNullable<JobServiceDeps['requests']>;
+  /** Refused request signatures per remote address. */
+  private readonly requestBudget: ErrorBudget;
+  private readonly now: () => number;
+  private budgetSweptAt = 0;
 
   constructor(options: JobServiceOptions, deps: JobServiceDeps) {
     if (options.pricePerPixel < 0n) throw new RangeError('pricePerPixel must be ≥ 0');
+    const perSender = options.maxSegmentsPerSender ?? defaultJobServiceOptions.maxSegmentsPerSender;
+    if (!Number.isSafeInteger(perSender) || perSender < 1) {
+      throw new RangeError(`maxSegmentsPerSender must be a positive integer, got ${perSender}`);
+    }
+    const share = options.maxDebtShare ?? defaultJobServiceOptions.maxDebtShare;
+    if (!(share >= 0 && share <= 10)) throw new RangeError(`maxDebtShare must be within 0–10, got ${share}`);
     this.options = options;
     this.deps = deps;
     this.log = (deps.logger ?? silentLogger).child({ module: 'orchestrator-jobs' });
+    this.now = deps.now ?? Date.now;
+    this.requests = deps.requests ?? new TranscodeRequestGuard({}, { now: this.now });
+    this.requestBudget = new ErrorBudget({
+      ...defaultJobServiceOptions.requestErrorBudget,
+      ...options.requestErrorBudget,
+    });
   }
 
   /** Restores a session's debt after a restart (a negative stored balance). */
@@ -205,6 +256,15 @@ export class JobService {
     });
   }
 
+  /**
+   * Checks, in this order and before any work: the request's fields; the remote address's error budget; the
+   * request signature by `payment.sender` (fresh, used once; docs/rpc.md "Sessions"); the sender's segments
+   * in work; the payment; the segment's own timestamps; that the session's credit covers the expected fee
+   * (never zero for a priced segment) and any debt. Then transcodes, debits the fee of the renditions
+   * returned (a small overshoot becomes bounded debt of this authenticated session) and signs a receipt.
+   * Unauthenticated requests are RPC errors (`InvalidRequestSignature`, `TooManyErrors`); refusals of an
+   * authenticated sender travel in the reply with fresh params where there are any.
+   */
   async transcode(req: TranscodeRequest, ctx: HandlerContext): Promise<TranscodeReply> {
     const started = performance.now();
     const job = checkTranscodeRequest(req);
@@ -216,16 +276,98 @@ export class JobService {
         field: 'metadata.profiles',
       });
     }
-    const { payment } = job;
-    const sender = payment.sender.toLowerCase();
+    const peer = ctx.requestHeader.get(PEER_HEADER) ?? undefined;
+    const { sender: signer, segmentHash } = await this.authenticate(req, job, peer);
+    const sender = signer.toLowerCase();
     const session = job.streamId;
+
+    const inFlight = this.inFlight.get(sender) ?? 0;
+    const perSender = this.options.maxSegmentsPerSender ?? defaultJobServiceOptions.maxSegmentsPerSender;
+    if (inFlight >= perSender) {
+      return this.refuse(
+        new WireError(
+          'OrchestratorBusy',
+          `this sender already has ${inFlight} segment(s) in work here, the most one sender may; send the next when one is done, or use another orchestrator`,
+          { reason: 'senderConcurrency', maxSegmentsPerSender: String(perSender) },
+        ),
+        undefined,
+        job.seq,
+      );
+    }
+    this.inFlight.set(sender, inFlight + 1);
+    try {
+      return await this.work(req, ctx, { ...job, profiles, sender, session, segmentHash, peer, started });
+    } finally {
+      const left = (this.inFlight.get(sender) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(sender, left);
+      else this.inFlight.delete(sender);
+    }
+  }
+
+  /**
+   * The request signature, after the remote address's error budget: a flood of bad signatures costs a map
+   * lookup per request once the budget is spent, and a new connection does not reset it.
+   */
+  private async authenticate(
+    req: TranscodeRequest,
+    job: CheckedTranscodeRequest,
+    peer: string | undefined,
+  ): Promise<{ sender: Address; segmentHash: Hex }> {
+    const now = this.now();
+    const remote = remoteAddress(peer);
+    if (now - this.budgetSweptAt > 60_000) {
+      this.requestBudget.sweep(now);
+      this.budgetSweptAt = now;
+    }
+    const until = this.requestBudget.refusedUntil(remote, now);
+    if (until !== undefined) {
+      this.deps.metrics?.segments.inc({ outcome: 'TooManyErrors' });
+      throw new WireError(
+        'TooManyErrors',
+        `too many badly signed requests from this address; refused until ${new Date(until).toISOString()}`,
+        { refusedUntil: String(until) },
+      );
+    }
+    try {
+      return await this.requests.check({
+        orchestrator: this.deps.address,
+        sender: job.payment.sender,
+        streamId: job.streamId,
+        seq: job.seq,
+        segment: job.segment,
+        metadata: { durationMs: job.durationMs, profiles: req.metadata?.profiles ?? [] },
+        issuedAtMs: req.issuedAtMs,
+        nonce: req.nonce,
+        signature: req.signature,
+      });
+    } catch (err) {
+      const code = err instanceof StreamflowError ? err.code : 'Internal';
+      this.deps.metrics?.segments.inc({ outcome: code });
+      if (code === 'InvalidRequestSignature' && this.requestBudget.record(remote, now)) {
+        this.log.warn({ remote }, 'remote address exceeded its budget of bad request signatures');
+      }
+      throw err;
+    }
+  }
+
+  private async work(
+    req: TranscodeRequest,
+    ctx: HandlerContext,
+    job: Omit<CheckedTranscodeRequest, 'profiles'> & {
+      profiles: Profile[];
+      sender: string;
+      session: string;
+      segmentHash: Hex;
+      peer: string | undefined;
+      started: number;
+    },
+  ): Promise<TranscodeReply> {
+    const { payment, profiles, sender, session, peer, started } = job;
     const key = `${sender}/${session}`;
     const { recipient } = this.deps;
-    const peer = ctx.requestHeader.get(PEER_HEADER) ?? undefined;
+    const price = this.quoted.get(sender) ?? this.options.pricePerPixel;
     let params: TicketParams | undefined;
     try {
-      // A payment without tickets is the sender spending credit it already has; it is checked against that
-      // credit below before any chain read, so empty payments from strangers cost nothing.
       if (payment.tickets.length > 0) {
         const paid = await recipient.receivePayment(
           payment,
@@ -235,6 +377,9 @@ export class JobService {
         params = paid.params;
         const refused = paid.errors[0];
         if (paid.accepted === 0 && refused) return this.refuse(refused, params, job.seq);
+      } else if (price > 0n && recipient.ledger.balance(sender, session) <= 0n) {
+        // Neither tickets nor credit: refused before the segment is even read.
+        throw new InsufficientCreditError({ sender, session });
       }
 
       let analysis: TsAnalysis;
@@ -245,13 +390,11 @@ export class JobService {
         throw err;
       }
       const duration = segmentFacts(analysis).duration;
-      const price = this.quoted.get(sender) ?? this.options.pricePerPixel;
+      let expected = feeFor(expectedPixels(profiles, duration), perPixel(price));
+      // validateSegment guarantees a positive span; the floor makes "free" impossible even after rounding.
+      if (price > 0n && expected < 1n) expected = 1n;
       const debt = this.debts.get(key) ?? 0n;
-      recipient.ledger.require(
-        sender,
-        session,
-        feeFor(expectedPixels(profiles, duration), perPixel(price)) + debt,
-      );
+      recipient.ledger.require(sender, session, expected + debt);
       params ??= await recipient.ticketParams(payment.sender, ctx.signal).catch(() => undefined);
 
       const result = await this.deps.transcoder.transcode(req.segment, profiles, {
@@ -265,6 +408,17 @@ export class JobService {
       // Re-read: another segment of the session may have settled the debt while this one was transcoding.
       const owed = fee + (this.debts.get(key) ?? 0n);
       const balance = recipient.ledger.balance(sender, session);
+      const share = this.options.maxDebtShare ?? defaultJobServiceOptions.maxDebtShare;
+      const maxDebt = (expected * BigInt(Math.round(share * 10_000))) / 10_000n;
+      if (owed - balance > maxDebt) {
+        // Far more output than the segment's own timestamps promised: the renditions are withheld, and the
+        // credit required before work pays for the work done.
+        const taken = expected + debt <= balance ? expected + debt : balance;
+        recipient.ledger.debit(sender, session, taken);
+        this.debts.delete(key);
+        this.deps.state?.saveSession(sender, session, balance - taken, { segments: 0, fees: taken });
+        throw new InsufficientCreditError({ sender, session, required: owed });
+      }
       const taken = owed <= balance ? owed : balance;
       recipient.ledger.debit(sender, session, taken);
       if (owed > taken) this.debts.set(key, owed - taken);
@@ -281,7 +435,7 @@ export class JobService {
       const receiptFields = {
         streamId: session,
         seq: job.seq,
-        inputHash: contentHash(req.segment),
+        inputHash: job.segmentHash,
         renditions: ordered.map((r) => ({ profile: r.profile.name, hash: contentHash(r.bytes) })),
       };
       const signature = await signWireDigest(this.deps.signer, receiptDigest(receiptFields));
@@ -330,4 +484,15 @@ export class JobService {
       ...(params ? { ticketParams: ticketParamsToProto(params) } : {}),
     });
   }
+}
+
+/**
+ * The remote address of a peer id (`ip:port` from the RPC server, or a bare address): the error budget for
+ * unauthenticated requests follows the address, not the connection.
+ */
+export function remoteAddress(peer: string | undefined): string {
+  if (peer === undefined) return 'unknown';
+  if (isIP(peer) === 4) return peer;
+  const m = /^\[?(.+?)\]?:(\d{1,5})$/.exec(peer);
+  return m?.[1] && isIP(m[1]) ? m[1] : peer;
 }

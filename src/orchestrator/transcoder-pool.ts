@@ -6,6 +6,7 @@ import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
 import type { TsAnalysis } from '../media/mpegts.js';
 import { defaultSegmentLimits } from '../media/options.js';
 import type { Profile } from '../media/profiles.js';
+import { checkTiming } from '../media/timing.js';
 import {
   LocalTranscoder,
   type Rendition,
@@ -122,11 +123,22 @@ class RemoteMember implements Member {
   readonly tasks = new Map<string, Task>();
   private readonly queue: WorkItem[] = [];
   private wake: (() => void) | undefined;
+  private readonly ending = new AbortController();
 
   constructor(
     readonly id: string,
     readonly capacity: number,
   ) {}
+
+  /** Aborts when the pool drops this member; its reason is what the transcoder is told. */
+  get endSignal(): AbortSignal {
+    return this.ending.signal;
+  }
+
+  /** Ends the registration stream with `reason` (the pool has already removed the member). */
+  end(reason: PoolError): void {
+    this.ending.abort(reason);
+  }
 
   start(task: Task): void {
     this.queue.push(
@@ -386,12 +398,14 @@ export class TranscoderPool implements SegmentTranscoder {
     this.countMembers();
     this.log.info({ member: member.id, capacity: member.capacity }, 'transcoder registered');
     this.emit({ type: 'joined', member: info(member) });
-    const signal = AbortSignal.any([ctx.signal, this.shutdown.signal]);
+    const signal = AbortSignal.any([ctx.signal, this.shutdown.signal, member.endSignal]);
     let reason = 'stream ended';
     try {
       yield* member.items(signal);
     } catch (err) {
       reason = signal.aborted ? 'stream closed' : messageOf(err);
+      // Dropped by the pool: the transcoder is told why, with a code its operator can act on.
+      if (member.endSignal.aborted) throw member.endSignal.reason;
       // A closed stream is the normal way out: the server's wrapper tells the peer why (ShuttingDown).
       if (!signal.aborted) throw err;
     } finally {
@@ -420,8 +434,9 @@ export class TranscoderPool implements SegmentTranscoder {
   private submit(req: SubmitResultRequest): SubmitResultReply {
     this.authenticate(req.secret);
     const task = this.tasks.get(req.taskId);
+    const member = task?.member;
     // A late result of a segment already re-dispatched or timed out: the work is wasted, not wrong.
-    if (task?.member.kind !== 'remote') {
+    if (!task || !(member instanceof RemoteMember)) {
       this.log.debug({ taskId: req.taskId }, 'result for an unknown or settled task ignored');
       return create(SubmitResultReplySchema);
     }
@@ -430,6 +445,14 @@ export class TranscoderPool implements SegmentTranscoder {
       case 'ok':
         try {
           const renditions = remoteRenditions(task.profiles, req.result.value.renditions);
+          const mistimed = this.mistimed(member, task, renditions);
+          if (mistimed) {
+            task.settle(mistimed);
+            // Right secret, wrong segment: not a transcoder to send more segments to.
+            this.leave(member, mistimed.message);
+            member.end(mistimed);
+            break;
+          }
           task.settle(undefined, {
             source: task.source,
             renditions,
@@ -452,6 +475,39 @@ export class TranscoderPool implements SegmentTranscoder {
         );
     }
     return create(SubmitResultReplySchema);
+  }
+
+  /**
+   * A remote result whose renditions do not cover the segment's time (another segment's, shifted, stretched):
+   * the orchestrator would sign a receipt over the wrong bytes. Returns the error the segment fails with.
+   */
+  private mistimed(
+    member: RemoteMember,
+    task: Task,
+    renditions: readonly Rendition[],
+  ): PoolError | undefined {
+    for (const r of renditions) {
+      const t = checkTiming(r, task.source, r.profile.fps);
+      if (!t) continue;
+      this.log.warn(
+        {
+          member: member.id,
+          taskId: task.id,
+          profile: r.profile.name,
+          timing: t.reason,
+          expected: t.expected,
+          actual: t.actual,
+          tolerance: t.tolerance,
+        },
+        'remote transcoder returned renditions of another time; dropping it',
+      );
+      return new PoolError(
+        'TranscodeFailed',
+        `transcoder ${member.id}'s rendition ${r.profile.name} ${t.message}`,
+        { reason: 'RenditionMismatch', member: member.id, profile: r.profile.name, timing: t.reason },
+      );
+    }
+    return undefined;
   }
 
   private authenticate(secret: string): void {

@@ -7,7 +7,7 @@ interface Entry {
 }
 
 /**
- * Counts errors per key (a sender, or a sender on one peer) in a fixed window and refuses a key that exceeds
+ * Counts errors per key (a sender, or a remote address) in a fixed window and refuses a key that exceeds
  * its budget for a while (THREATS.md 10): a flood of invalid tickets then costs a map lookup per payment
  * instead of a signature recovery per ticket, and other senders are unaffected.
  */
@@ -23,6 +23,18 @@ export class ErrorBudget {
   refusedUntil(key: string, now: number): number | undefined {
     const e = this.entries.get(key);
     return e && e.refusedUntil > now ? e.refusedUntil : undefined;
+  }
+
+  /**
+   * Errors `key` may still cause in the current window before it is refused (the one that passes the budget
+   * included), or 0 while it is refused.
+   */
+  remaining(key: string, now: number): number {
+    const e = this.entries.get(key);
+    if (!e) return this.options.maxErrors + 1;
+    if (e.refusedUntil > now) return 0;
+    if (now - e.windowStart >= this.options.windowMs) return this.options.maxErrors + 1;
+    return Math.max(1, this.options.maxErrors + 1 - e.errors);
   }
 
   /** Adds `count` errors to `key`; returns true when this made it exceed its budget (it is now refused). */

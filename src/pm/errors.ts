@@ -42,13 +42,15 @@ export function isPaymentErrorCode(code: string): code is PaymentErrorCode {
 export interface InsufficientCreditDetails {
   sender: string;
   session: string;
-  /** Credit the session holds, wei. */
-  balance: bigint;
-  /** What the work costs, wei. */
-  required: bigint;
+  /** What the work costs, wei, when it is known yet (a request without tickets is refused before that). */
+  required?: bigint;
 }
 
-/** Work refused because the session's ticket credit does not cover it. Crosses the wire. */
+/**
+ * Work refused because the session's ticket credit does not cover it. Crosses the wire. Neither the message
+ * nor the details say what the session holds: a balance is nobody's business but the orchestrator's, and
+ * a shortfall would give it away.
+ */
 export class InsufficientCreditError extends StreamflowError<
   'InsufficientCredit',
   InsufficientCreditDetails
@@ -56,9 +58,12 @@ export class InsufficientCreditError extends StreamflowError<
   constructor(details: InsufficientCreditDetails) {
     super(
       'InsufficientCredit',
-      `Session ${details.session} of ${details.sender} has ${details.balance} wei of credit, the work costs ` +
-        `${details.required} wei: send more tickets with the segment.`,
-      details,
+      `Session ${details.session} of ${details.sender} lacks the credit for this work` +
+        (details.required === undefined ? '' : ` (${details.required} wei)`) +
+        ': send more tickets with the segment.',
+      details.required === undefined
+        ? { sender: details.sender, session: details.session }
+        : { sender: details.sender, session: details.session, required: details.required },
     );
   }
 }

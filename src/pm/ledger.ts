@@ -69,7 +69,7 @@ export class CreditLedger {
   require(sender: string, session: string, wei: bigint): void {
     const balance = this.balance(sender, session);
     if (balance < wei) {
-      throw new InsufficientCreditError({ sender: sender.toLowerCase(), session, balance, required: wei });
+      throw new InsufficientCreditError({ sender: sender.toLowerCase(), session, required: wei });
     }
   }
 

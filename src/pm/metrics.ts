@@ -12,6 +12,8 @@ export interface PMMetrics {
   winningFaceValue: Counter;
   /** Senders refused after exceeding their error budget. */
   sendersRefused: Counter;
+  /** Ticket signature recoveries (secp256k1): what a flood of invalid tickets costs (THREATS.md 10). */
+  signatureRecoveries?: Counter;
   /** Redemption outcomes per ticket. */
   redemptions: Counter<'result'>;
   redemptionTransactions: Counter;
@@ -48,6 +50,11 @@ export function createPMMetrics(registry: Registry): PMMetrics {
     sendersRefused: new Counter({
       name: 'streamflow_pm_senders_refused_total',
       help: 'Times a sender exceeded its error budget and was refused for a while',
+      registers,
+    }),
+    signatureRecoveries: new Counter({
+      name: 'streamflow_pm_signature_recoveries_total',
+      help: 'Ticket signature recoveries performed by the recipient',
       registers,
     }),
     redemptions: new Counter({

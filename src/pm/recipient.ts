@@ -66,11 +66,17 @@ export interface PaymentContext {
   /** The stream/session whose credit the tickets add to. */
   session: string;
   /**
-   * Opaque id of the connection or remote address the payment came over. Scopes the error budget to
-   * (sender, peer), so a third party sending garbage in an honest sender's name, from elsewhere, cannot get
-   * that sender refused.
+   * Remote address (IP, no port) the payment came from. Errors of senders this recipient does not know yet
+   * (never read from the chain) and of unauthenticated payments also count against this address, so a flood
+   * from fresh sender keys, or over fresh connections, is refused all the same.
    */
   peer?: string;
+  /**
+   * Whether the caller checked that `payment.sender` signed the request carrying the payment. `false`: the
+   * sender's name is unproven, so its errors count against `peer` only (a third party cannot get an honest
+   * sender refused). Unset: errors count against the sender (and `peer` for unknown senders).
+   */
+  authenticated?: boolean;
 }
 
 export interface AcceptedWinner {
@@ -100,6 +106,8 @@ export interface PaymentResult {
 export interface RecipientStats {
   /** Signature recoveries performed: the cost a flood of invalid tickets imposes (THREATS.md 10). */
   recoveries: number;
+  /** Payments refused with `TooManyErrors` (over budget before, or during, their check). */
+  refusedPayments: number;
   ticketsAccepted: number;
   winningTickets: number;
   paramsIssued: number;
@@ -158,7 +166,13 @@ export class Recipient {
   readonly domain: TicketDomain;
   readonly monitor: SenderMonitor;
   readonly ledger: CreditLedger;
-  readonly stats: RecipientStats = { recoveries: 0, ticketsAccepted: 0, winningTickets: 0, paramsIssued: 0 };
+  readonly stats: RecipientStats = {
+    recoveries: 0,
+    refusedPayments: 0,
+    ticketsAccepted: 0,
+    winningTickets: 0,
+    paramsIssued: 0,
+  };
 
   private readonly deps: RecipientDeps;
   private readonly log: Logger;
@@ -401,9 +415,10 @@ export class Recipient {
     if (faceValue <= 0n || faceValue < minFaceValue) {
       throw new PaymentError(
         'LowPMBalance',
-        `Sender ${key} has ${maxFloat} wei of reserve this orchestrator can claim (after its pending tickets); a ` +
-          `ticket must be worth at least ${minFaceValue} wei to pay for its redemption. Fund the reserve.`,
-        { sender: key, maxFloat, txCost, required: minFaceValue },
+        // What the sender holds is not told (issue 9 §1: no balance in any text), only what a ticket needs.
+        `The reserve of sender ${key} this orchestrator can claim (after its pending tickets) cannot pay a ` +
+          `ticket worth ${minFaceValue} wei, the least that pays for its redemption. Fund the reserve.`,
+        { sender: key, txCost, required: minFaceValue },
       );
     }
     const winProb = winProbFor(this.options.expectedValue, faceValue);
@@ -675,9 +690,9 @@ export class Recipient {
     if (rec.params.faceValue > coverage) {
       this.refuse(
         'LowPMBalance',
-        `Sender ${senderKey} has ${coverage} wei of deposit and claimable reserve left, less than the face value ` +
+        `The deposit and claimable reserve of sender ${senderKey} cannot cover the face value ` +
           `${rec.params.faceValue}. Fund the deposit or reserve.`,
-        { sender: senderKey, coverage, faceValue: rec.params.faceValue },
+        { sender: senderKey, faceValue: rec.params.faceValue },
       );
     }
   }
@@ -685,15 +700,18 @@ export class Recipient {
   /**
    * Validates a payment, credits its expected value to the session, and stores its winning tickets durably
    * before returning. Payment-level problems throw a `PaymentError` (nothing credited); problems with single
-   * tickets are returned in `errors` and the valid tickets still count. A sender (on a peer) over its error
-   * budget gets `TooManyErrors` without any signature being checked.
+   * tickets are returned in `errors` and the valid tickets still count. A sender (or, for unknown senders and
+   * unauthenticated payments, a remote address) over its error budget gets `TooManyErrors` without any
+   * signature being checked, and no payment costs more signature recoveries of invalid tickets than the budget
+   * has left: the tickets after that are not looked at (one `TooManyErrors` entry in `errors`).
    */
   async receivePayment(payment: Payment, ctx: PaymentContext, signal?: AbortSignal): Promise<PaymentResult> {
     const now = this.now();
     const senderKey = lower(payment?.sender);
-    const budgetKey = ctx.peer === undefined ? senderKey : `${senderKey}@${ctx.peer}`;
-    const refusedUntil = this.budget.refusedUntil(budgetKey, now);
-    if (refusedUntil !== undefined) {
+    const budgetKeys = this.budgetKeys(senderKey, ctx);
+    const refusedUntil = Math.max(0, ...budgetKeys.map((k) => this.budget.refusedUntil(k, now) ?? 0));
+    if (refusedUntil > 0) {
+      this.stats.refusedPayments++;
       this.deps.metrics?.ticketsReceived.inc({ result: 'TooManyErrors' }, payment?.tickets?.length ?? 0);
       throw new PaymentError(
         'TooManyErrors',
@@ -709,7 +727,7 @@ export class Recipient {
     } catch (err) {
       if (err instanceof PaymentError) {
         this.deps.metrics?.ticketsReceived.inc({ result: err.code }, payment?.tickets?.length ?? 0);
-        this.charge(budgetKey, senderKey, now, 1);
+        this.charge(budgetKeys, senderKey, now, 1);
         await this.attachFreshParams(err, payment.sender, senderKey, signal);
       }
       throw err;
@@ -719,8 +737,22 @@ export class Recipient {
     const errors: PaymentError[] = [];
     const winners: { signed: SignedTicket; expiresRound: bigint }[] = [];
     const accepted: AcceptedWinner[] = [];
+    // Invalid tickets this payment may cost before its sender is over budget; the rest are not checked.
+    const allowance = Math.min(...budgetKeys.map((k) => this.budget.remaining(k, now)));
+    let invalid = 0;
     let ok = 0;
     for (let i = 0; i < tickets.length; i++) {
+      if (invalid >= allowance) {
+        this.stats.refusedPayments++;
+        errors.push(
+          new PaymentError(
+            'TooManyErrors',
+            `Too many invalid tickets from ${senderKey}; the ${tickets.length - i} after index ${i - 1} were not checked.`,
+            { sender: senderKey, index: i, unchecked: tickets.length - i },
+          ),
+        );
+        break;
+      }
       const t = tickets[i] as PaymentTicket;
       const r = this.checkTicket(rec, t);
       if (r === LOSE) {
@@ -739,6 +771,7 @@ export class Recipient {
         });
         accepted.push({ ticketHash, senderNonce: t.senderNonce, faceValue: rec.params.faceValue });
       } else {
+        invalid++;
         errors.push(new PaymentError(r, ticketErrorMessage(r), { sender: senderKey, index: i }));
       }
     }
@@ -769,7 +802,7 @@ export class Recipient {
       if (ok > 0) this.deps.metrics.ticketsReceived.inc({ result: 'accepted' }, ok);
       for (const e of errors) this.deps.metrics.ticketsReceived.inc({ result: e.code });
     }
-    if (errors.length > 0) this.charge(budgetKey, senderKey, now, errors.length);
+    if (invalid > 0) this.charge(budgetKeys, senderKey, now, invalid);
 
     const result: PaymentResult = { accepted: ok, credited, balance, winners: accepted, errors };
     try {
@@ -800,13 +833,30 @@ export class Recipient {
     }
   }
 
-  private charge(budgetKey: string, senderKey: string, now: number, count: number): void {
-    if (this.budget.record(budgetKey, now, count)) {
-      this.deps.metrics?.sendersRefused.inc();
-      this.log.warn(
-        { sender: senderKey, key: budgetKey, refuseMs: this.options.errorBudget.refuseMs },
-        'sender exceeded its error budget; refusing its payments for a while',
-      );
+  /**
+   * Whose error budget a payment's errors count against: its sender's (a new connection does not reset it), and
+   * its remote address's when the sender is not known yet (fresh keys cost a chain read each) or the payment
+   * is not authenticated; an unauthenticated payment never counts against the sender it names.
+   */
+  private budgetKeys(senderKey: string, ctx: PaymentContext): string[] {
+    const keys: string[] = [];
+    if (ctx.authenticated !== false) keys.push(`sender:${senderKey}`);
+    if (ctx.peer !== undefined && (ctx.authenticated === false || !this.monitor.get(senderKey))) {
+      keys.push(`peer:${ctx.peer}`);
+    }
+    if (keys.length === 0) keys.push(`sender:${senderKey}`);
+    return keys;
+  }
+
+  private charge(budgetKeys: string[], senderKey: string, now: number, count: number): void {
+    for (const key of budgetKeys) {
+      if (this.budget.record(key, now, count)) {
+        this.deps.metrics?.sendersRefused.inc();
+        this.log.warn(
+          { sender: senderKey, key, refuseMs: this.options.errorBudget.refuseMs },
+          'error budget exceeded; refusing these payments for a while',
+        );
+      }
     }
   }
 
@@ -829,6 +879,7 @@ export class Recipient {
     if (!isCanonicalSignature(buf, 0)) return 'InvalidSignature';
     this.hasher.digest(rec.prepared, n, this.digest);
     this.stats.recoveries++;
+    this.deps.metrics?.signatureRecoveries?.inc();
     try {
       secp256k1.ecdsaRecover(rec.sig64, (buf[64] as number) - 27, this.digest, false, this.pub);
     } catch {

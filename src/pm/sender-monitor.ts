@@ -3,8 +3,14 @@ import type { Logger } from '../node/logger.js';
 import type { RecipientChain, SenderInfo } from './types.js';
 
 export interface SenderState extends SenderInfo {
-  /** Unix ms of the chain read; 0 once invalidated by an event. */
+  /** Unix ms of the chain read. */
   fetchedAt: number;
+  /**
+   * Marked for a re-read by an event (or read while one happened). Kept apart from `fetchedAt` so that a
+   * round change, which invalidates every sender, does not make them all look idle to {@link sweep}: a
+   * forgotten sender gets no fresh params with its refusals (issue 9, D8).
+   */
+  invalidated: boolean;
 }
 
 export interface SenderMonitorOptions {
@@ -50,7 +56,7 @@ export class SenderMonitor {
 
   /** Whether a cached state should be re-read. */
   isStale(state: SenderState, now = this.now()): boolean {
-    return now - state.fetchedAt >= this.options.senderInfoTtlMs;
+    return state.invalidated || now - state.fetchedAt >= this.options.senderInfoTtlMs;
   }
 
   /** The sender's state, read from the chain when missing or stale; concurrent reads share one call. */
@@ -70,7 +76,7 @@ export class SenderMonitor {
       .senderInfo(sender, this.deps.recipient, signal)
       .then((info) => {
         const stale = (this.generation.get(key) ?? 0) !== gen;
-        const state: SenderState = { ...info, fetchedAt: stale ? 0 : this.now() };
+        const state: SenderState = { ...info, fetchedAt: this.now(), invalidated: stale };
         this.states.set(key, state);
         return state;
       })
@@ -83,7 +89,7 @@ export class SenderMonitor {
   update(sender: Address, info: SenderInfo): void {
     const key = sender.toLowerCase();
     this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
-    this.states.set(key, { ...info, fetchedAt: this.now() });
+    this.states.set(key, { ...info, fetchedAt: this.now(), invalidated: false });
   }
 
   /** Marks one sender (or all, e.g. at a new round, when reserve shares change) for a re-read. */
@@ -92,7 +98,7 @@ export class SenderMonitor {
     for (const key of keys) {
       this.generation.set(key, (this.generation.get(key) ?? 0) + 1);
       const s = this.states.get(key);
-      if (s) s.fetchedAt = 0;
+      if (s) s.invalidated = true;
     }
   }
 

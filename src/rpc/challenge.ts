@@ -49,24 +49,18 @@ export interface ChallengeRequest {
 export type ChallengeRefusal = 'challengeLength' | 'issuedAtSkew' | 'badSignature' | 'wrongSigner' | 'replay';
 
 /**
- * Orchestrator side of the `GetOrchestratorInfo` challenge: refuses stale, future, badly signed and
- * replayed requests, and returns the verified broadcaster.
- *
- * A challenge is fresh while `|now − issuedAtMs| ≤ maxSkewMs`, so it can be accepted at most until
- * `issuedAtMs + maxSkewMs`, at most `2 × maxSkewMs` after it was first accepted. Accepted pairs are
- * remembered exactly that long (`2 × maxSkewMs` from acceptance), which closes every replay window. Memory is
- * bounded by `maxEntries`: expired entries are dropped first, and when the table is still full the new
- * challenge is refused with `OrchestratorBusy` (the broadcaster retries later or elsewhere) rather than
- * forgetting one that could still be replayed. Pruning is lazy, on each check: no timer to stop.
- *
- * The clock is the wall clock (`now`); a step backwards longer than the window could let an old request
- * in again, as it would for any timestamp check.
+ * The freshness window and replay table behind every signed, timestamped request: {@link ChallengeGuard} for
+ * `GetOrchestratorInfo` challenges and `TranscodeRequestGuard` (src/rpc/request-auth.ts) for `Transcode`
+ * requests. A request is fresh while `|now − issuedAtMs| ≤ maxSkewMs`; an accepted key is remembered
+ * `2 × maxSkewMs`, the longest it could still be fresh, so no replay is fresh but forgotten. At most
+ * `maxEntries` keys: expired ones go first, and a full table refuses new keys rather than forget live ones.
+ * Pruning is lazy: no timer.
  */
-export class ChallengeGuard {
-  private readonly maxSkewMs: number;
-  private readonly maxEntries: number;
+export class ReplayWindow {
+  readonly maxSkewMs: number;
+  readonly maxEntries: number;
   private readonly now: () => number;
-  /** `broadcaster:challenge` (lowercase) → when the entry expires, ms; in acceptance order. */
+  /** key → when the entry expires, ms; in acceptance order. */
   private readonly seen = new Map<string, number>();
 
   constructor(options: ChallengeGuardOptions = {}, deps: { now?: () => number } = {}) {
@@ -81,9 +75,69 @@ export class ChallengeGuard {
     this.now = deps.now ?? Date.now;
   }
 
-  /** Challenges remembered right now (expired ones may linger until the next check). */
+  /** Keys remembered right now (expired ones may linger until the next check). */
   get size(): number {
     return this.seen.size;
+  }
+
+  /** `issuedAtMs − now` (positive: in the future) and whether it is within the window. */
+  skew(issuedAtMs: bigint): { nowMs: number; skewMs: bigint; fresh: boolean } {
+    const nowMs = Math.floor(this.now());
+    const skewMs = issuedAtMs - BigInt(nowMs);
+    const max = BigInt(this.maxSkewMs);
+    return { nowMs, skewMs, fresh: skewMs <= max && -skewMs <= max };
+  }
+
+  /**
+   * Whether `key` may be accepted now: `'replay'` when it was accepted before, `'full'` when the table holds
+   * `maxEntries` unexpired keys, undefined when it may. Changes nothing but dropping expired keys.
+   */
+  admit(key: string): 'replay' | 'full' | undefined {
+    this.prune(Math.floor(this.now()));
+    if (this.seen.has(key)) return 'replay';
+    if (this.seen.size >= this.maxEntries) return 'full';
+    return undefined;
+  }
+
+  /** Remembers an accepted key; call {@link admit} just before (after any await) so copies are accepted once. */
+  remember(key: string): void {
+    this.seen.set(key, Math.floor(this.now()) + 2 * this.maxSkewMs);
+  }
+
+  private prune(nowMs: number): void {
+    // Entries are in acceptance order, so expiry order as long as the clock does not step back; after a
+    // step back some stay longer than needed, never shorter.
+    for (const [key, expiresMs] of this.seen) {
+      if (expiresMs >= nowMs) break;
+      this.seen.delete(key);
+    }
+  }
+}
+
+/**
+ * Orchestrator side of the `GetOrchestratorInfo` challenge: refuses stale, future, badly signed and
+ * replayed requests, and returns the verified broadcaster.
+ *
+ * A challenge is fresh while `|now − issuedAtMs| ≤ maxSkewMs`, so it can be accepted at most until
+ * `issuedAtMs + maxSkewMs`, at most `2 × maxSkewMs` after it was first accepted. Accepted pairs are
+ * remembered exactly that long (`2 × maxSkewMs` from acceptance), which closes every replay window. Memory is
+ * bounded by `maxEntries`: expired entries are dropped first, and when the table is still full the new
+ * challenge is refused with `OrchestratorBusy` (the broadcaster retries later or elsewhere) rather than
+ * forgetting one that could still be replayed. Pruning is lazy, on each check: no timer to stop.
+ *
+ * The clock is the wall clock (`now`); a step backwards longer than the window could let an old request
+ * in again, as it would for any timestamp check.
+ */
+export class ChallengeGuard {
+  private readonly window: ReplayWindow;
+
+  constructor(options: ChallengeGuardOptions = {}, deps: { now?: () => number } = {}) {
+    this.window = new ReplayWindow(options, deps);
+  }
+
+  /** Challenges remembered right now (expired ones may linger until the next check). */
+  get size(): number {
+    return this.window.size;
   }
 
   /**
@@ -99,17 +153,17 @@ export class ChallengeGuard {
         bytes: isHex(req.challenge, { strict: true }) ? String(size(req.challenge)) : 'not hex',
       });
     }
-    const nowMs = Math.floor(this.now());
-    const skewMs = req.issuedAtMs - BigInt(nowMs);
-    if (skewMs > BigInt(this.maxSkewMs) || -skewMs > BigInt(this.maxSkewMs)) {
+    const { nowMs, skewMs, fresh } = this.window.skew(req.issuedAtMs);
+    if (!fresh) {
+      const maxSkewMs = this.window.maxSkewMs;
       throw refuse(
         'issuedAtSkew',
-        `the challenge was issued ${skewMs > 0n ? `${skewMs} ms in the future` : `${-skewMs} ms ago`}, more than the ${this.maxSkewMs} ms allowed; make a fresh one and check the clocks (NTP)`,
+        `the challenge was issued ${skewMs > 0n ? `${skewMs} ms in the future` : `${-skewMs} ms ago`}, more than the ${maxSkewMs} ms allowed; make a fresh one and check the clocks (NTP)`,
         {
           issuedAtMs: req.issuedAtMs.toString(),
           nowMs: String(nowMs),
           skewMs: skewMs.toString(),
-          maxSkewMs: String(this.maxSkewMs),
+          maxSkewMs: String(maxSkewMs),
         },
       );
     }
@@ -119,7 +173,7 @@ export class ChallengeGuard {
     const key = `${req.broadcaster.toLowerCase()}:${req.challenge.toLowerCase()}`;
     // Cheap refusals before the signature check (the costly part), then again after it: another check of
     // the same pair may have finished while this one awaited.
-    this.admit(key, nowMs);
+    this.admit(key);
 
     const signatureBytes =
       typeof req.signature === 'string'
@@ -153,33 +207,23 @@ export class ChallengeGuard {
       );
     }
 
-    const acceptedMs = Math.floor(this.now());
-    this.admit(key, acceptedMs);
-    this.seen.set(key, acceptedMs + 2 * this.maxSkewMs);
+    this.admit(key);
+    this.window.remember(key);
     return signer;
   }
 
   /** Throws when `key` was seen or the table is full of unexpired entries; drops expired ones. */
-  private admit(key: string, nowMs: number): void {
-    this.prune(nowMs);
-    if (this.seen.has(key)) {
+  private admit(key: string): void {
+    const refused = this.window.admit(key);
+    if (refused === 'replay') {
       throw refuse('replay', 'this challenge was already used; make a new one for every request', {});
     }
-    if (this.seen.size >= this.maxEntries) {
+    if (refused === 'full') {
       throw new WireError(
         'OrchestratorBusy',
         'the orchestrator is handling too many fresh challenges to remember another; retry in a few seconds or use another orchestrator',
-        { reason: 'challengeTableFull', maxEntries: String(this.maxEntries) },
+        { reason: 'challengeTableFull', maxEntries: String(this.window.maxEntries) },
       );
-    }
-  }
-
-  private prune(nowMs: number): void {
-    // Entries are in acceptance order, so expiry order as long as the clock does not step back; after a
-    // step back some stay longer than needed, never shorter.
-    for (const [key, expiresMs] of this.seen) {
-      if (expiresMs >= nowMs) break;
-      this.seen.delete(key);
     }
   }
 }

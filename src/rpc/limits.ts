@@ -73,6 +73,10 @@ export interface CheckedTranscodeRequest {
   profiles: Profile[];
   segment: Uint8Array;
   payment: Payment;
+  /** Request signature fields, as sent: `TranscodeRequestGuard` (src/rpc/request-auth.ts) judges them. */
+  issuedAtMs: bigint;
+  nonce: Uint8Array;
+  signature: Uint8Array;
 }
 
 const STREAM_ID = /^[A-Za-z0-9_.-]+$/;
@@ -135,6 +139,9 @@ export function checkTranscodeRequest(req: TranscodeRequest): CheckedTranscodeRe
     profiles,
     segment: req.segment,
     payment: paymentFromProto(req.payment, 'payment'),
+    issuedAtMs: req.issuedAtMs,
+    nonce: req.nonce,
+    signature: req.signature,
   };
 }
 

@@ -12,6 +12,20 @@ export const LIMITS = Object.freeze({
   controlMessageBytes: 64 * 1024,
 });
 
+const MiB = 1024 * 1024;
+
+/**
+ * Largest request message of each procedure (path `/package.Service/Method`), bytes. A `TranscodeRequest` is a
+ * segment (16 MiB) plus metadata and a payment of at most 1,024 tickets (~150 KiB); a `SubmitResultRequest`
+ * carries up to 16 renditions of a large segment. Procedures not listed get `LIMITS.controlMessageBytes`.
+ */
+export const DEFAULT_PROCEDURE_MAX_BYTES: Readonly<Record<string, number>> = Object.freeze({
+  '/streamflow.v1.Orchestrator/GetOrchestratorInfo': LIMITS.controlMessageBytes,
+  '/streamflow.v1.Orchestrator/Transcode': 24 * MiB,
+  '/streamflow.v1.Transcoder/RegisterTranscoder': LIMITS.controlMessageBytes,
+  '/streamflow.v1.Transcoder/SubmitResult': 64 * MiB,
+});
+
 /** Options of {@link createRpcServer}. */
 export interface RpcServerOptions {
   /** Interface to listen on. @default '127.0.0.1' (public nodes pass '0.0.0.0' and a `tls` pair) */
@@ -30,6 +44,47 @@ export interface RpcServerOptions {
    * before destroying them. @default 2_000
    */
   closeGraceMs?: number;
+  /**
+   * Largest request message per procedure, bytes (also capped by `maxMessageBytes`); a declared length above
+   * it is refused with `MessageTooLarge` as soon as the 5-byte envelope prefix arrives, before anything is
+   * allocated. Entries given here replace the defaults' of the same procedure. @default DEFAULT_PROCEDURE_MAX_BYTES
+   */
+  procedureMaxBytes?: Record<string, number>;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: streams one connection may have open. @default 100 */
+  maxConcurrentStreams?: number;
+  /** Open connections from one remote IP address; more are closed on accept. @default 64 */
+  maxConnectionsPerAddress?: number;
+  /** HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE: bytes of request headers, decoded. @default 16_384 */
+  maxHeaderBytes?: number;
+  /**
+   * A new connection that has not opened a stream (sent complete request headers) within this many
+   * milliseconds is destroyed. @default 5_000
+   */
+  headersTimeoutMs?: number;
+  /** A connection with no open stream for this many milliseconds is closed (GOAWAY). @default 30_000 */
+  idleTimeoutMs?: number;
+  /**
+   * Request bodies must arrive at `minBodyBytesPerSecond` on average once this many milliseconds have passed
+   * since the request headers; a slower stream is reset (REFUSED_STREAM). @default 2_000
+   */
+  bodyGraceMs?: number;
+  /** See `bodyGraceMs`. 256 KiB/s moves a 2 s 1080p segment (5 MB) in under 22 s. @default 262_144 */
+  minBodyBytesPerSecond?: number;
+  /** A request body with no bytes for this many milliseconds is reset. @default 5_000 */
+  bodyIdleTimeoutMs?: number;
+  /** A request body not complete this many milliseconds after its headers is reset. @default 30_000 */
+  bodyTimeoutMs?: number;
+  /**
+   * Request bytes received and held by calls in flight (until their reply ends), all procedures together; a
+   * call whose bytes would pass it is refused with `OrchestratorBusy`. Bytes count as they arrive, not as
+   * declared, so slow streams do not starve honest ones. 96 MiB keeps an orchestrator serving the demo's
+   * 720p segments within ~600 MB RSS. @default 100_663_296 (96 MiB)
+   */
+  maxInFlightRequestBytes?: number;
+  /** Calls of `jobProcedures` being handled at once; one more is refused with `OrchestratorBusy`. @default 32 */
+  maxInFlightJobs?: number;
+  /** Procedures that count as jobs. @default ['/streamflow.v1.Orchestrator/Transcode'] */
+  jobProcedures?: readonly string[];
 }
 
 /** Options of {@link createRpcTransport}. */
@@ -55,4 +110,17 @@ export const defaultServerOptions = {
   port: 0,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   closeGraceMs: 2_000,
-} as const satisfies RpcServerOptions;
+  procedureMaxBytes: DEFAULT_PROCEDURE_MAX_BYTES,
+  maxConcurrentStreams: 100,
+  maxConnectionsPerAddress: 64,
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  bodyGraceMs: 2_000,
+  minBodyBytesPerSecond: 256 * 1024,
+  bodyIdleTimeoutMs: 5_000,
+  bodyTimeoutMs: 30_000,
+  maxInFlightRequestBytes: 96 * MiB,
+  maxInFlightJobs: 32,
+  jobProcedures: ['/streamflow.v1.Orchestrator/Transcode'],
+} as const satisfies Required<Omit<RpcServerOptions, 'tls'>>;

@@ -16,6 +16,7 @@ const TAG = {
   challenge: 'streamflow.v1.GetOrchestratorInfoRequest',
   info: 'streamflow.v1.OrchestratorInfo',
   receipt: 'streamflow.v1.Receipt',
+  transcode: 'streamflow.v1.TranscodeRequest',
 } as const;
 
 /** keccak256 of the ABI encoding of every `TicketParams` field, in declaration order. */
@@ -141,6 +142,108 @@ export function receiptDigest(f: ReceiptFields): Hex {
         f.inputHash,
         f.renditions.map((r) => r.profile),
         f.renditions.map((r) => r.hash),
+      ],
+    ),
+  );
+}
+
+/** The fields of one asked-for profile as they travel (`streamflow.v1.Profile`), hashed into a request signature. */
+export interface SignedProfileFields {
+  name: string;
+  width: number;
+  height: number;
+  /** Frames per second: hashed as its IEEE-754 binary64 bits, so both sides hash the very value sent. */
+  fps: number;
+  bitrate: number;
+  /** Seconds, hashed as binary64 bits like `fps`. */
+  gop: number;
+  /** The wire enum value (`H264Profile`). */
+  h264Profile: number;
+}
+
+function float64Bits(x: number): Hex {
+  const b = new DataView(new ArrayBuffer(8));
+  b.setFloat64(0, x);
+  return bytesToHex(new Uint8Array(b.buffer));
+}
+
+/**
+ * keccak256 of the ABI encoding of a segment's `duration_ms` and every profile field, in the order asked:
+ * what a request signature commits to about the work asked for (`SegmentMetadata` minus stream id and seq,
+ * which the digest carries on their own).
+ */
+export function segmentMetadataHash(m: {
+  durationMs: number;
+  profiles: readonly SignedProfileFields[];
+}): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'uint32' },
+        { type: 'string[]' },
+        { type: 'uint32[]' },
+        { type: 'uint32[]' },
+        { type: 'bytes8[]' },
+        { type: 'uint32[]' },
+        { type: 'bytes8[]' },
+        { type: 'uint8[]' },
+      ],
+      [
+        m.durationMs,
+        m.profiles.map((p) => p.name),
+        m.profiles.map((p) => p.width),
+        m.profiles.map((p) => p.height),
+        m.profiles.map((p) => float64Bits(p.fps)),
+        m.profiles.map((p) => p.bitrate),
+        m.profiles.map((p) => float64Bits(p.gop)),
+        m.profiles.map((p) => p.h264Profile),
+      ],
+    ),
+  );
+}
+
+/** What a sender signs in every `TranscodeRequest`: one segment, one job, one orchestrator, one moment. */
+export interface TranscodeRequestFields {
+  /** The orchestrator asked: its own address on checking, never one taken from the request. */
+  orchestrator: Address;
+  /** `payment.sender`: the session's owner, whose credit the request spends. */
+  sender: Address;
+  streamId: string;
+  seq: bigint;
+  /** {@link contentHash} of the segment bytes. */
+  segmentHash: Hex;
+  /** {@link segmentMetadataHash} of the metadata. */
+  metadataHash: Hex;
+  /** Unix time, milliseconds. */
+  issuedAtMs: bigint;
+  /** 16–32 random bytes. */
+  nonce: Hex;
+}
+
+export function transcodeRequestDigest(f: TranscodeRequestFields): Hex {
+  return keccak256(
+    encodeAbiParameters(
+      [
+        { type: 'string' },
+        { type: 'address' },
+        { type: 'address' },
+        { type: 'string' },
+        { type: 'uint64' },
+        { type: 'bytes32' },
+        { type: 'bytes32' },
+        { type: 'uint64' },
+        { type: 'bytes' },
+      ],
+      [
+        TAG.transcode,
+        f.orchestrator,
+        f.sender,
+        f.streamId,
+        f.seq,
+        f.segmentHash,
+        f.metadataHash,
+        f.issuedAtMs,
+        f.nonce,
       ],
     ),
   );

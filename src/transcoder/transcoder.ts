@@ -4,6 +4,7 @@ import { validateProfiles } from '../media/profiles.js';
 import { LocalTranscoder, type SegmentTranscoder, type TranscodeResult } from '../media/transcode.js';
 import { sleep } from '../node/abort.js';
 import { redactUrl, StreamflowError } from '../node/errors.js';
+import { Lifecycle } from '../node/lifecycle.js';
 import { type Logger, silentLogger } from '../node/logger.js';
 import { profileFromProto, renditionToProto } from '../rpc/convert.js';
 import { fromConnectError, toWireErrorMessage, WireError } from '../rpc/errors.js';
@@ -53,10 +54,8 @@ export class RemoteTranscoder {
   private readonly log: Logger;
   private readonly transcoder: SegmentTranscoder;
   private readonly random: () => number;
-  private readonly controller = new AbortController();
+  private readonly life: Lifecycle;
   private readonly listeners = new Set<(event: RemoteTranscoderEvent) => void>();
-  private loop: Promise<void> | undefined;
-  private stopping: Promise<void> | undefined;
   private running = 0;
 
   constructor(
@@ -79,6 +78,7 @@ export class RemoteTranscoder {
         ...(deps.logger ? { logger: deps.logger } : {}),
       });
     this.random = deps.random ?? Math.random;
+    this.life = new Lifecycle({ name: 'transcoder' }, deps.logger ? { logger: deps.logger } : {});
   }
 
   /** Subscribes to events; returns the unsubscribe function. */
@@ -94,19 +94,20 @@ export class RemoteTranscoder {
 
   /** Starts connecting in the background. Idempotent; does nothing after `stop()`. */
   start(): void {
-    if (this.loop || this.controller.signal.aborted) return;
-    this.loop = this.run(this.controller.signal).catch((err: unknown) => {
-      this.log.error({ err }, 'transcoder loop failed');
-    });
+    if (this.life.status !== 'idle') return;
+    this.life
+      .start(async (signal) => {
+        const loop = this.run(signal).catch((err: unknown) => {
+          this.log.error({ err }, 'transcoder loop failed');
+        });
+        this.life.defer('connection loop', () => loop);
+      })
+      .catch(() => undefined);
   }
 
   /** Closes the connection, aborts work in flight and resolves once all of it has ended. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      this.controller.abort(new WireError('Canceled', 'the transcoder is stopping'));
-      await this.loop;
-    })();
-    return this.stopping;
+    return this.life.stop(new WireError('Canceled', 'the transcoder is stopping'));
   }
 
   private async run(signal: AbortSignal): Promise<void> {

@@ -365,6 +365,86 @@ describe('broadcaster verification against cheating orchestrators', () => {
     }
   });
 
+  // THREATS 26: right size, right frame rate, an honest receipt over the bytes sent, but not this segment's time.
+  // Only the timestamps tell them apart: the pipeline keeps the source's (-copyts), so an honest rendition starts
+  // where the source segment starts, lasts as long and has the profile's rate of frames over it.
+  describe('renditions of another time, hashed and signed honestly over the wrong bytes', () => {
+    const x264 = ['-c:v', 'libx264', '-preset', 'ultrafast', '-an'];
+    /** Keeps the source timeline through a re-encode, as the orchestrator's own ffmpeg does. */
+    const keep = ['-copyts', '-vsync', 'passthrough', '-mpegts_copyts', '1'];
+    const cases: { name: string; why: RegExp; bytes: (seg0: Buffer, honest240: Uint8Array) => Buffer }[] = [
+      {
+        name: 'shifted 0.2 s later',
+        why: /starts 2\d\d\.\d ms after/,
+        bytes: (_, honest240) =>
+          ffmpeg(Buffer.from(honest240), [
+            '-copyts',
+            '-c',
+            'copy',
+            '-output_ts_offset',
+            '0.2',
+            '-mpegts_copyts',
+            '1',
+          ]),
+      },
+      {
+        name: 'of the right 60 frames stretched over 2.07 s (29 fps, within the frame-rate check)',
+        why: /lasts 2\.06\d s/,
+        bytes: (seg0) =>
+          ffmpeg(seg0, [
+            ...keep,
+            '-vf',
+            'fps=30,scale=426:240,setsar=1,setpts=(PTS-STARTPTS)*1.05+STARTPTS',
+            ...x264,
+          ]),
+      },
+      {
+        name: 'two frames too few (58 over the whole span, 29 fps)',
+        why: /has 58 frames/,
+        bytes: (seg0) =>
+          ffmpeg(seg0, [
+            ...keep,
+            '-vf',
+            "fps=30,select='not(between(n\\,20\\,21))',scale=426:240,setsar=1",
+            ...x264,
+          ]),
+      },
+      {
+        name: 'two frames too many (62 at 31 fps)',
+        why: /has 62 frames/,
+        bytes: (seg0) => ffmpeg(seg0, [...keep, '-vf', 'fps=31,scale=426:240,setsar=1', ...x264]),
+      },
+    ];
+    for (const c of cases) {
+      it(`refuses a 240p30 rendition ${c.name}`, async () => {
+        const node = await serve(
+          rewrite((h) => {
+            const renditions = sent(h.renditions);
+            const target = renditions[0] as { data: Uint8Array };
+            target.data = c.bytes(segment(0).bytes, target.data);
+            return seal({ signer: orchestrator, renditions, ...pick(h) });
+          }),
+        );
+        const err = await wireError(send(connect(node), 0), c.name);
+        expect(err.code, c.name).toBe('RenditionMismatch');
+        expect(err.message, c.name).toMatch(c.why);
+      });
+    }
+
+    for (const [asked, given] of [
+      [0, 1],
+      [1, 0],
+      [2, 0],
+    ] as const) {
+      it(`refuses segment ${given}'s honest renditions as segment ${asked}'s, under a receipt signed over them`, async () => {
+        const node = await serve(anotherSegmentsRenditions((seq) => (seq === asked ? given : seq)));
+        const err = await wireError(send(connect(node), asked), `segment ${given} for ${asked}`);
+        expect(err.code).toBe('RenditionMismatch');
+        expect(err.message).toMatch(/starts \d\.\d{3} s (after|before) the source segment/);
+      });
+    }
+  });
+
   describe('undecodable renditions, correctly hashed and signed', () => {
     let audioOnly: Buffer;
     beforeAll(() => {
@@ -585,6 +665,88 @@ describe('broadcaster verification against cheating orchestrators', () => {
     });
   });
 });
+
+describe('JobManager failover from renditions of another segment', () => {
+  it('suspends the orchestrator, redoes the segment on the honest one and keeps every later segment there', async () => {
+    // Segment seq+1's honest renditions for segment seq, under a receipt honestly signed over those bytes.
+    const cheater = await serve(
+      anotherSegmentsRenditions((seq) => (seq + 1) % segments.length),
+      { pricePerPixel: 1n },
+    );
+    const honest = await serve({}, { account: honestAccount, pricePerPixel: 2n });
+    const candidates = staticCandidates(cheater, honest);
+    const failures: { orchestrator?: string; code?: string; err?: string }[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      {
+        write: (line: string) => {
+          const entry = JSON.parse(line) as {
+            msg?: string;
+            orchestrator?: string;
+            code?: string;
+            err?: string;
+          };
+          if (entry.msg?.startsWith('segment failed')) failures.push(entry);
+        },
+      },
+    );
+    const jobs = new JobManager(
+      { selection: { latencyWeight: 0 }, segmentTimeoutMs: 30_000, refreshMs: 600_000 },
+      { sender: newSender(), signer: broadcaster, discover: async () => candidates, logger },
+    );
+    try {
+      await jobs.start();
+      expect(jobs.ranked().map((r) => r.address)).toEqual([orchestrator.address, honestAccount.address]);
+      const outcomes = [];
+      for (const i of [0, 1, 2]) {
+        const seg = segment(i);
+        outcomes.push(
+          await jobs.transcode({
+            streamId: STREAM,
+            seq: seg.seq,
+            duration: seg.duration,
+            bytes: seg.bytes,
+            profiles,
+          }),
+        );
+      }
+      // Every segment came back, each its own: no gap for a player, the cheater's bytes nowhere.
+      for (const [i, outcome] of outcomes.entries()) {
+        expect(outcome.orchestrator, `segment ${i}`).toBe(honestAccount.address);
+        expect(outcome.attempts, `segment ${i}`).toBe(i === 0 ? 2 : 1);
+        const own = await transcoder.transcode(segment(i).bytes, profiles);
+        expect(
+          outcome.renditions.map((r) => contentHash(r.bytes)),
+          `segment ${i}`,
+        ).toEqual(own.renditions.map((r) => contentHash(r.bytes)));
+      }
+      expect(jobs.selector.isSuspended(orchestrator.address)).toBe(true);
+      expect(jobs.ranked().map((r) => r.address)).toEqual([honestAccount.address]);
+      expect(jobs.stats.failovers).toBe(1);
+      expect(failures.map((f) => [f.orchestrator, f.code])).toEqual([
+        [orchestrator.address, 'RenditionMismatch'],
+      ]);
+      expect(failures[0]?.err).toMatch(/starts 2\.0\d\d s after the source segment/);
+    } finally {
+      await jobs.stop();
+    }
+  });
+});
+
+/**
+ * A cheat that answers segment `seq` with the honest renditions of segment `other(seq)` of the same stream,
+ * sealed with the orchestrator's own key over their real hashes: right size, right rate, honest receipt.
+ */
+function anotherSegmentsRenditions(other: (seq: number) => number): Cheat {
+  return rewrite(async (h) => {
+    const given = (await transcoder.transcode(segment(other(Number(h.seq))).bytes, profiles)).renditions;
+    return seal({
+      signer: orchestrator,
+      renditions: given.map((r) => ({ profile: r.profile.name, data: r.bytes })),
+      ...pick(h),
+    });
+  });
+}
 
 /** Static candidates for the given test orchestrators, as `--orchestrators URL,…` gives them. */
 function staticCandidates(...nodes: TestOrchestrator[]): OrchestratorCandidate[] {

@@ -2,20 +2,30 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { createClient } from '@connectrpc/connect';
 import { Command } from 'commander';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { OrchestratorClient, sourceFactsOf, TranscodeRefused } from '../../src/broadcaster/client.js';
 import { FfmpegError } from '../../src/media/errors.js';
 import { type Profile, resolveProfiles } from '../../src/media/profiles.js';
 import { LocalTranscoder, type SegmentTranscoder, type TranscodeResult } from '../../src/media/transcode.js';
 import { StreamflowError } from '../../src/node/errors.js';
-import { silentLogger } from '../../src/node/logger.js';
+import { type Logger, silentLogger } from '../../src/node/logger.js';
 import { type PoolEvent, TranscoderPool } from '../../src/orchestrator/transcoder-pool.js';
+import { Sender } from '../../src/pm/sender.js';
 import { fromConnectError } from '../../src/rpc/errors.js';
 import { Transcoder } from '../../src/rpc/gen/streamflow/v1/transcoder_pb.js';
 import { createRpcServer, type RpcServer } from '../../src/rpc/server.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { registerTranscoderCommand } from '../../src/transcoder/cli.js';
 import { RemoteTranscoder, type RemoteTranscoderEvent } from '../../src/transcoder/transcoder.js';
-import { makeSource, rejection, tempDir, tools } from '../unit/media/fixtures.js';
+import { cut, makeSource, rejection, tempDir, tools } from '../unit/media/fixtures.js';
+import {
+  hexBytes,
+  startOrchestrator,
+  TICKET_EV,
+  testAccount,
+  testKey,
+} from './fixtures/verify-orchestrator.js';
 
 const SECRET = 'test-secret';
 const TASK_TIMEOUT_MS = 20_000;
@@ -109,9 +119,16 @@ describe('TranscoderPool with remote transcoders', () => {
   const cleanups: (() => Promise<void> | void)[] = [];
 
   let canned: TranscodeResult;
+  /** Two 1 s segments of one stream, and segment 1's honest renditions: right size, rate, length; wrong time. */
+  let stream: Buffer[];
+  let otherSegments: TranscodeResult;
   beforeAll(async () => {
     segment = readFileSync(makeSource(tmp.dir, 'seg', { width: 160, height: 90, fps: 30, seconds: 1 }));
-    canned = await new LocalTranscoder({ preset: 'ultrafast' }, { tools }).transcode(segment, profiles);
+    const local = new LocalTranscoder({ preset: 'ultrafast' }, { tools });
+    canned = await local.transcode(segment, profiles);
+    const file = makeSource(tmp.dir, 'stream', { width: 160, height: 90, fps: 30, seconds: 2, gop: 1 });
+    stream = cut(file, 1).map((s) => s.bytes);
+    otherSegments = await local.transcode(stream[1] as Buffer, profiles);
   });
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -120,10 +137,11 @@ describe('TranscoderPool with remote transcoders', () => {
 
   async function servePool(
     options: Partial<ConstructorParameters<typeof TranscoderPool>[0]> = {},
+    deps: { logger?: Logger } = {},
   ): Promise<{ pool: TranscoderPool; server: RpcServer }> {
     const pool = new TranscoderPool(
       { secret: SECRET, localCapacity: 0, taskTimeoutMs: TASK_TIMEOUT_MS, ...options },
-      { tools },
+      { tools, ...deps },
     );
     const server = await createRpcServer({ port: 0 }, (router) => pool.registerRoutes(router));
     cleanups.push(async () => {
@@ -277,6 +295,94 @@ describe('TranscoderPool with remote transcoders', () => {
     expect(r.transcoder).toBe(healthy.id);
     expect(r.attempts).toBe(2);
     expect(performance.now() - startedAt).toBeLessThan(TASK_TIMEOUT_MS / 4);
+  });
+
+  // THREATS 26 on the orchestrator's side: a transcoder with the right secret is trusted with the work, not with
+  // whose time its renditions are. The orchestrator signs a receipt over what the pool returns, so the pool
+  // must not return another segment's renditions as this one's.
+  it('drops a transcoder that answers with another segment’s renditions and re-dispatches the segment', async () => {
+    const warnings: { msg?: string; member?: string; timing?: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line)) });
+    const { pool, server } = await servePool({}, { logger });
+    // The rogue joins first, so the tie between two idle members sends it the segment.
+    const rogue = await connect(pool, server.url, {
+      transcoder: { transcode: async () => otherSegments },
+      backoffInitialMs: 60_000,
+    });
+    const healthy = await connect(pool, server.url);
+
+    const failed = poolEvent(pool, 'failed');
+    const left = poolEvent(pool, 'left', (e) => e.member.id === rogue.id);
+    const told = transcoderEvent(rogue.t, 'disconnected');
+    const r = await pool.transcode(stream[0] as Buffer, profiles);
+
+    expect(r.transcoder).toBe(healthy.id);
+    expect(r.attempts).toBe(2);
+    const f = await failed;
+    expect([f.member, f.code, f.retry]).toEqual([rogue.id, 'TranscodeFailed', true]);
+    expect((await left).reason).toMatch(/starts .* after the source segment/);
+    expect(pool.memberInfo().map((m) => m.id)).toEqual([healthy.id]);
+    // The rogue is told why its stream ended, with a code its operator can look up.
+    expect((await told).code).toBe('TranscodeFailed');
+    expect(warnings.map((w) => [w.msg, w.member, w.timing])).toContainEqual([
+      'remote transcoder returned renditions of another time; dropping it',
+      rogue.id,
+      'StartShifted',
+    ]);
+  });
+
+  it('refuses the segment when its only transcoder answers with another segment’s renditions', async () => {
+    const { pool, server } = await servePool();
+    await connect(pool, server.url, {
+      transcoder: { transcode: async () => otherSegments },
+      backoffInitialMs: 60_000,
+    });
+    const err = await rejection(pool.transcode(stream[0] as Buffer, profiles), StreamflowError);
+    expect(err.code).toBe('TranscodeFailed');
+    expect(err.message).toMatch(/after the source segment/);
+    expect(pool.memberInfo()).toEqual([]);
+  });
+
+  it('never lets the orchestrator sign a receipt over another segment’s renditions from its transcoder', async () => {
+    // The whole orchestrator side: the real JobService (payment, receipt signing) over the pool, asked by the
+    // broadcaster's own client. The only transcoder answers with segment 1's renditions for segment 0.
+    const { pool, server } = await servePool();
+    await connect(pool, server.url, {
+      transcoder: { transcode: async () => otherSegments },
+      backoffInitialMs: 60_000,
+    });
+    const node = await startOrchestrator({ account: testAccount('pool-orchestrator'), transcoder: pool });
+    cleanups.push(() => node.server.close());
+    const broadcaster = testAccount('pool-broadcaster');
+    const client = new OrchestratorClient(node.server.url, node.account.address, { signer: broadcaster });
+    cleanups.push(() => client.close());
+    const sender = new Sender(
+      {
+        privateKey: hexBytes(testKey('pool-broadcaster')),
+        domain: { chainId: 31_337, verifyingContract: '0x00000000000000000000000000000000000000b0' },
+      },
+      { funds: { deposit: () => 10n ** 18n } },
+    );
+    const info = await client.getInfo({ service: 'transcode/h264' }, { timeoutMs: 5_000 });
+    const seg = stream[0] as Buffer;
+    const err = await rejection(
+      client.transcode(
+        {
+          source: sourceFactsOf(seg),
+          streamId: 'pool-stream',
+          seq: 0,
+          durationMs: 1_000,
+          profiles,
+          segment: seg,
+          payment: sender.createPayment(info.params, TICKET_EV, { recipient: info.address }),
+        },
+        { timeoutMs: 30_000 },
+      ),
+      TranscodeRefused,
+    );
+    // A refusal from the orchestrator, not a signed reply: the broadcaster moves on without suspecting it.
+    expect(err.code).toBe('TranscodeFailed');
+    expect(pool.memberInfo()).toEqual([]);
   });
 
   it('refuses input no transcoder takes without trying another', async () => {

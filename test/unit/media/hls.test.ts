@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Parser } from 'm3u8-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -202,6 +203,27 @@ describe('HLS over HTTP', () => {
     expect((await fetch(`${base}/hls/live/master.m3u8`, { method: 'POST' })).status).toBe(405);
     expect((await fetch(`${base}/hls/nope/master.m3u8`)).status).toBe(404);
     expect((await fetch(`${base}/other`)).status).toBe(418);
+  });
+
+  it('answers request targets that new URL() and decodeURIComponent throw on, instead of crashing', async () => {
+    const raw = (target: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = connect((server.address() as AddressInfo).port, '127.0.0.1');
+        let text = '';
+        socket.on('data', (c: Buffer) => {
+          text += c.toString('latin1');
+        });
+        socket.on('error', reject);
+        socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to GET ${target}`)));
+        socket.on('close', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
+        socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      });
+    expect(await raw('/hls/%E0%A4%A/index.m3u8')).toBe(400);
+    expect(await raw('/hls/live/%ZZ/index.m3u8')).toBe(400);
+    expect(await raw('//')).toBe(418);
+    expect(await raw('/hls//index.m3u8')).toBe(404);
+    expect(await raw('/hls/live/../live/master.m3u8')).toBe(400);
+    expect((await fetch(`${base}/hls/live/master.m3u8`)).status).toBe(200);
   });
 
   it('serves a directory package and nothing outside its layout', async () => {

@@ -102,13 +102,23 @@ describe('HTTP push ingest', () => {
   it('rejects bad paths, methods and content types', async () => {
     expect((await send('PUT', '/live/cam1/x.ts', segment)).status).toBe(404);
     expect((await send('PUT', '/live/..%2Fetc/1.ts', segment)).status).toBe(404);
-    // Dot segments are resolved before routing: this is /etc/1.ts, not ours to answer.
-    expect((await send('PUT', '/live/../etc/1.ts', segment)).status).toBe(418);
-    expect((await send('PUT', '/live/a/b/1.ts', segment)).status).toBe(404);
+    // Dot segments are refused before routing: a path never climbs out of the route it names.
+    expect((await send('PUT', '/live/../etc/1.ts', segment)).status).toBe(400);
+    // `/live/<stream>/<key>/<seq>.ts` carries a key; one level more is no push URL.
+    expect((await send('PUT', '/live/a/b/c/1.ts', segment)).status).toBe(404);
+    expect((await send('PUT', '/live/a/b%2Fc/1.ts', segment)).status).toBe(404);
     expect((await send('GET', '/live/cam1/1.ts', Buffer.alloc(0))).status).toBe(405);
     expect((await send('PUT', '/live/cam1/1.ts', segment, { 'content-type': 'text/plain' })).status).toBe(
       415,
     );
     expect((await send('PUT', '/elsewhere', segment)).status).toBe(418);
+  });
+
+  it('answers request targets that new URL() and decodeURIComponent throw on, and keeps serving', async () => {
+    const bad = await send('PUT', '/live/%E0%A4%A/1.ts', segment);
+    expect(bad.status).toBe(400);
+    expect(bad.json?.code).toBe('BadRequestTarget');
+    expect((await send('PUT', '//', segment)).status).toBe(418);
+    expect((await send('PUT', '/live/cam1/11.ts', segment)).status).toBe(200);
   });
 });

@@ -20,8 +20,11 @@ describe('CreditLedger', () => {
     expect(err).toBeInstanceOf(InsufficientCreditError);
     expect(err).toMatchObject({
       code: 'InsufficientCredit',
-      details: { balance: 250n, required: 251n, session: 's' },
+      details: { required: 251n, session: 's' },
     });
+    // What the session holds is never told, not even to its owner's request.
+    expect((err as InsufficientCreditError).details).not.toHaveProperty('balance');
+    expect((err as Error).message).not.toContain('250');
     expect(ledger.balance('0xA', 's')).toBe(250n);
     expect(() => ledger.require('0xA', 'other', 1n)).toThrow(InsufficientCreditError);
     expect(ledger.balance('0xA', 'other')).toBe(0n);

@@ -270,6 +270,23 @@ describe('Recipient validation error codes', () => {
     );
   });
 
+  // Issue 9 D8: the round change invalidated every sender, the next sweep took that for idleness and forgot
+  // them, and the refusal went out without params.
+  it('still carries fresh params after the round change was followed by a sweep', async () => {
+    const { recipient, chain, clock } = await harness(NEVER);
+    const p = await recipient.ticketParams(alice);
+    chain.round = roundInfo(p.creationRound + 1n);
+    recipient.setRound(chain.round);
+    clock.advance(1_000);
+    recipient.sweep();
+    const err = (await recipient
+      .receivePayment(referencePayment(p, [1n], aliceKey), session)
+      .catch((e) => e)) as PaymentError;
+    expect(err.code).toBe('TicketParamsExpired');
+    const fresh = err.details.params as TicketParams | undefined;
+    expect(fresh?.creationRound).toBe(chain.round.round);
+  });
+
   it('refuses options that would let accepted tickets expire before redemption', () => {
     expect(
       () =>
@@ -435,28 +452,114 @@ describe('Recipient error budget (THREATS.md 10)', () => {
     expect((await recipient.receivePayment(referencePayment(pb, [1n], bobKey), session)).accepted).toBe(1);
   });
 
-  it('payment-level errors count too, and a spoofer on another peer cannot get the sender refused', async () => {
+  it('payment-level errors count too; an unauthenticated spoofer is refused by address, not in the sender name', async () => {
     const { recipient } = await harness({
       ...NEVER,
       errorBudget: { maxErrors: 3, windowMs: 60_000, refuseMs: 60_000 },
     });
     const pa = await recipient.ticketParams(alice);
     const forged = { ...pa, recipientRandHash: keccak256(toHex('forged')) };
+    const spoof = { session: 'x', peer: '10.6.6.6', authenticated: false };
     for (let i = 0; i < 4; i++) {
-      await recipient
-        .receivePayment(referencePayment(forged, [1n], bobKey), { session: 'x', peer: 'attacker' })
-        .catch(() => {});
+      await recipient.receivePayment(referencePayment(forged, [1n], bobKey), spoof).catch(() => {});
     }
-    expect(
-      await code(
-        recipient.receivePayment(referencePayment(pa, [1n], aliceKey), { session: 'x', peer: 'attacker' }),
-      ),
-    ).toBe('TooManyErrors');
+    // Anything unproven from that address is refused now …
+    expect(await code(recipient.receivePayment(referencePayment(pa, [1n], aliceKey), spoof))).toBe(
+      'TooManyErrors',
+    );
+    // … but Alice herself, from her own address, was never charged for the spoofer's garbage.
     const ok = await recipient.receivePayment(referencePayment(pa, [1n], aliceKey), {
       session: 's',
-      peer: 'alice',
+      peer: '10.1.1.1',
+      authenticated: true,
     });
     expect(ok.accepted).toBe(1);
+  });
+
+  it('follows the sender across new connections: a fresh peer port does not reset its budget', async () => {
+    const { recipient } = await harness({
+      ...NEVER,
+      errorBudget: { maxErrors: 5, windowMs: 60_000, refuseMs: 60_000 },
+    });
+    const pb = await recipient.ticketParams(bob);
+    const junk = (i: number): Payment => ({
+      sender: bob,
+      params: pb,
+      tickets: [{ senderNonce: BigInt(1000 + i), signature: signDigest(keccak256(toHex(i)), bobKey) }],
+    });
+    const codes: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      // What the RPC server used to pass: ip:port, a new port per connection.
+      const ctx = { session: 's', peer: `127.0.0.1:${40_000 + i}` };
+      const r = await recipient.receivePayment(junk(i), ctx).catch((e: PaymentError) => e);
+      codes.push(r instanceof PaymentError ? r.code : (r.errors[0]?.code ?? 'ok'));
+    }
+    expect(codes.slice(0, 6).every((c) => c === 'InvalidSignature')).toBe(true);
+    expect(codes.slice(6).every((c) => c === 'TooManyErrors')).toBe(true);
+    expect(recipient.stats.recoveries).toBe(6);
+  });
+
+  it('checks at most the budget of a payment of 600 garbage tickets (the most one may carry)', async () => {
+    const registry = new Registry();
+    const metrics = createPMMetrics(registry);
+    const chain = new FakeChain();
+    chain.fund(bob);
+    const recipient = new Recipient(
+      { address: recipientAddress, domain, ...NEVER },
+      { chain, store: new PMStore(':memory:'), secret: secretA, metrics },
+    );
+    await recipient.start();
+    harnesses.push({ recipient } as Harness);
+    const pb = await recipient.ticketParams(bob);
+    const garbage: Payment = {
+      sender: bob,
+      params: pb,
+      tickets: Array.from({ length: 600 }, (_, i) => ({
+        senderNonce: BigInt(i + 1),
+        signature: signDigest(keccak256(toHex(i)), bobKey),
+      })),
+    };
+    const r = await recipient.receivePayment(garbage, { session: 's', peer: '10.0.0.9' });
+    expect(r.accepted).toBe(0);
+    // The default budget is 20 errors a minute: the 21st refuses the sender, nothing after it is looked at.
+    expect(recipient.stats.recoveries).toBe(21);
+    expect(r.errors.at(-1)?.code).toBe('TooManyErrors');
+    expect(r.errors.at(-1)?.details.unchecked).toBe(600 - 21);
+    expect(await code(recipient.receivePayment(garbage, { session: 's', peer: '10.0.0.9' }))).toBe(
+      'TooManyErrors',
+    );
+    expect(recipient.stats.recoveries).toBe(21);
+    expect(
+      (await registry.getSingleMetric('streamflow_pm_signature_recoveries_total')?.get())?.values[0]?.value,
+    ).toBe(21);
+  });
+
+  it('refuses a remote address that floods with fresh unknown senders, and serves known senders from it', async () => {
+    const { recipient } = await harness({
+      ...NEVER,
+      errorBudget: { maxErrors: 5, windowMs: 60_000, refuseMs: 60_000 },
+    });
+    const pa = await recipient.ticketParams(alice);
+    const from = { session: 's', peer: '10.0.0.7' };
+    const codes: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      // A new key each time: no sender budget ever fills, and each unknown sender would cost a chain read.
+      const key = keyFor(`fresh-${i}`);
+      const fake = { ...pa, sender: addressOf(key), recipientRandHash: keccak256(toHex(`r${i}`)) };
+      const err = await recipient.receivePayment(referencePayment(fake, [1n], key), from).catch((e) => e);
+      codes.push((err as PaymentError).code);
+    }
+    expect(codes.slice(0, 6).every((c) => c !== 'TooManyErrors')).toBe(true);
+    expect(codes.slice(6).every((c) => c === 'TooManyErrors')).toBe(true);
+    // Alice is known (her chain data was read): the address's refusal is not hers.
+    expect((await recipient.receivePayment(referencePayment(pa, [1n], aliceKey), from)).accepted).toBe(1);
+    // Another address is not affected at all.
+    const key = keyFor('fresh-other');
+    const fake = { ...pa, sender: addressOf(key), recipientRandHash: keccak256(toHex('other')) };
+    const err = await recipient
+      .receivePayment(referencePayment(fake, [1n], key), { session: 's', peer: '10.0.0.8' })
+      .catch((e) => e);
+    expect((err as PaymentError).code).not.toBe('TooManyErrors');
   });
 });
 

@@ -60,6 +60,25 @@ describe('SenderMonitor', () => {
     expect(m.isStale(s)).toBe(true);
   });
 
+  it('an invalidation (a round change) marks senders for a re-read without making them look idle', async () => {
+    const chain = new FakeChain();
+    const clock = new FakeClock();
+    chain.fund(alice);
+    const m = new SenderMonitor({}, { chain, recipient: recipientAddress, now: clock.now });
+    await m.ensure(alice);
+    m.invalidate();
+    const s = m.get(alice);
+    expect(s && m.isStale(s)).toBe(true);
+    clock.advance(1_000);
+    m.sweep(60_000);
+    expect(m.get(alice)).toBeDefined();
+    const reads = chain.reads.sender;
+    await m.ensure(alice);
+    expect(chain.reads.sender).toBe(reads + 1);
+    const again = m.get(alice);
+    expect(again && m.isStale(again)).toBe(false);
+  });
+
   it('restores pending amounts and forgets idle senders without pending tickets', async () => {
     const chain = new FakeChain();
     const clock = new FakeClock();

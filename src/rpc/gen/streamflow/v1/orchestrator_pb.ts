@@ -24,7 +24,7 @@ import { file_streamflow_v1_common } from './common_pb.js';
 export const file_streamflow_v1_orchestrator: GenFile =
   /*@__PURE__*/
   fileDesc(
-    'CiBzdHJlYW1mbG93L3YxL29yY2hlc3RyYXRvci5wcm90bxINc3RyZWFtZmxvdy52MSKRAQoaR2V0T3JjaGVzdHJhdG9ySW5mb1JlcXVlc3QSEwoLYnJvYWRjYXN0ZXIYASABKAwSEQoJY2hhbGxlbmdlGAIgASgMEhQKDGlzc3VlZF9hdF9tcxgDIAEoBBIRCglzaWduYXR1cmUYBCABKAwSEgoKc2VydmljZV9pZBgFIAEoCRIOCgZyZWdpb24YBiABKAki5QEKEE9yY2hlc3RyYXRvckluZm8SDwoHYWRkcmVzcxgBIAEoDBITCgtzZXJ2aWNlX3VyaRgCIAEoCRIXCg9wcmljZV9wZXJfcGl4ZWwYAyABKAwSMgoNdGlja2V0X3BhcmFtcxgEIAEoCzIbLnN0cmVhbWZsb3cudjEuVGlja2V0UGFyYW1zEhUKDWNhcGFjaXR5X2xlZnQYBSABKA0SEAoIc2VydmljZXMYBiADKAkSDwoHcmVnaW9ucxgHIAMoCRIRCgljaGFsbGVuZ2UYCCABKAwSEQoJc2lnbmF0dXJlGAkgASgMInAKD1NlZ21lbnRNZXRhZGF0YRIRCglzdHJlYW1faWQYASABKAkSCwoDc2VxGAIgASgEEhMKC2R1cmF0aW9uX21zGAMgASgNEigKCHByb2ZpbGVzGAQgAygLMhYuc3RyZWFtZmxvdy52MS5Qcm9maWxlIn4KEFRyYW5zY29kZVJlcXVlc3QSMAoIbWV0YWRhdGEYASABKAsyHi5zdHJlYW1mbG93LnYxLlNlZ21lbnRNZXRhZGF0YRIPCgdzZWdtZW50GAIgASgMEicKB3BheW1lbnQYAyABKAsyFi5zdHJlYW1mbG93LnYxLlBheW1lbnQiLgoNUmVuZGl0aW9uSGFzaBIPCgdwcm9maWxlGAEgASgJEgwKBGhhc2gYAiABKAwiggEKB1JlY2VpcHQSEQoJc3RyZWFtX2lkGAEgASgJEgsKA3NlcRgCIAEoBBISCgppbnB1dF9oYXNoGAMgASgMEjAKCnJlbmRpdGlvbnMYBCADKAsyHC5zdHJlYW1mbG93LnYxLlJlbmRpdGlvbkhhc2gSEQoJc2lnbmF0dXJlGAUgASgMImgKD1RyYW5zY29kZVJlc3VsdBIsCgpyZW5kaXRpb25zGAEgAygLMhguc3RyZWFtZmxvdy52MS5SZW5kaXRpb24SJwoHcmVjZWlwdBgCIAEoCzIWLnN0cmVhbWZsb3cudjEuUmVjZWlwdCKnAQoOVHJhbnNjb2RlUmVwbHkSLAoCb2sYASABKAsyHi5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlc3VsdEgAEikKBWVycm9yGAIgASgLMhguc3RyZWFtZmxvdy52MS5XaXJlRXJyb3JIABIyCg10aWNrZXRfcGFyYW1zGAMgASgLMhsuc3RyZWFtZmxvdy52MS5UaWNrZXRQYXJhbXNCCAoGcmVzdWx0MsMBCgxPcmNoZXN0cmF0b3ISZgoTR2V0T3JjaGVzdHJhdG9ySW5mbxIpLnN0cmVhbWZsb3cudjEuR2V0T3JjaGVzdHJhdG9ySW5mb1JlcXVlc3QaHy5zdHJlYW1mbG93LnYxLk9yY2hlc3RyYXRvckluZm8iA5ACARJLCglUcmFuc2NvZGUSHy5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlcXVlc3QaHS5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlcGx5YgZwcm90bzM',
+    'CiBzdHJlYW1mbG93L3YxL29yY2hlc3RyYXRvci5wcm90bxINc3RyZWFtZmxvdy52MSKRAQoaR2V0T3JjaGVzdHJhdG9ySW5mb1JlcXVlc3QSEwoLYnJvYWRjYXN0ZXIYASABKAwSEQoJY2hhbGxlbmdlGAIgASgMEhQKDGlzc3VlZF9hdF9tcxgDIAEoBBIRCglzaWduYXR1cmUYBCABKAwSEgoKc2VydmljZV9pZBgFIAEoCRIOCgZyZWdpb24YBiABKAki5QEKEE9yY2hlc3RyYXRvckluZm8SDwoHYWRkcmVzcxgBIAEoDBITCgtzZXJ2aWNlX3VyaRgCIAEoCRIXCg9wcmljZV9wZXJfcGl4ZWwYAyABKAwSMgoNdGlja2V0X3BhcmFtcxgEIAEoCzIbLnN0cmVhbWZsb3cudjEuVGlja2V0UGFyYW1zEhUKDWNhcGFjaXR5X2xlZnQYBSABKA0SEAoIc2VydmljZXMYBiADKAkSDwoHcmVnaW9ucxgHIAMoCRIRCgljaGFsbGVuZ2UYCCABKAwSEQoJc2lnbmF0dXJlGAkgASgMInAKD1NlZ21lbnRNZXRhZGF0YRIRCglzdHJlYW1faWQYASABKAkSCwoDc2VxGAIgASgEEhMKC2R1cmF0aW9uX21zGAMgASgNEigKCHByb2ZpbGVzGAQgAygLMhYuc3RyZWFtZmxvdy52MS5Qcm9maWxlIrYBChBUcmFuc2NvZGVSZXF1ZXN0EjAKCG1ldGFkYXRhGAEgASgLMh4uc3RyZWFtZmxvdy52MS5TZWdtZW50TWV0YWRhdGESDwoHc2VnbWVudBgCIAEoDBInCgdwYXltZW50GAMgASgLMhYuc3RyZWFtZmxvdy52MS5QYXltZW50EhQKDGlzc3VlZF9hdF9tcxgEIAEoBBINCgVub25jZRgFIAEoDBIRCglzaWduYXR1cmUYBiABKAwiLgoNUmVuZGl0aW9uSGFzaBIPCgdwcm9maWxlGAEgASgJEgwKBGhhc2gYAiABKAwiggEKB1JlY2VpcHQSEQoJc3RyZWFtX2lkGAEgASgJEgsKA3NlcRgCIAEoBBISCgppbnB1dF9oYXNoGAMgASgMEjAKCnJlbmRpdGlvbnMYBCADKAsyHC5zdHJlYW1mbG93LnYxLlJlbmRpdGlvbkhhc2gSEQoJc2lnbmF0dXJlGAUgASgMImgKD1RyYW5zY29kZVJlc3VsdBIsCgpyZW5kaXRpb25zGAEgAygLMhguc3RyZWFtZmxvdy52MS5SZW5kaXRpb24SJwoHcmVjZWlwdBgCIAEoCzIWLnN0cmVhbWZsb3cudjEuUmVjZWlwdCKnAQoOVHJhbnNjb2RlUmVwbHkSLAoCb2sYASABKAsyHi5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlc3VsdEgAEikKBWVycm9yGAIgASgLMhguc3RyZWFtZmxvdy52MS5XaXJlRXJyb3JIABIyCg10aWNrZXRfcGFyYW1zGAMgASgLMhsuc3RyZWFtZmxvdy52MS5UaWNrZXRQYXJhbXNCCAoGcmVzdWx0MsMBCgxPcmNoZXN0cmF0b3ISZgoTR2V0T3JjaGVzdHJhdG9ySW5mbxIpLnN0cmVhbWZsb3cudjEuR2V0T3JjaGVzdHJhdG9ySW5mb1JlcXVlc3QaHy5zdHJlYW1mbG93LnYxLk9yY2hlc3RyYXRvckluZm8iA5ACARJLCglUcmFuc2NvZGUSHy5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlcXVlc3QaHS5zdHJlYW1mbG93LnYxLlRyYW5zY29kZVJlcGx5YgZwcm90bzM',
     [file_streamflow_v1_common],
   );
 
@@ -219,9 +219,38 @@ export type TranscodeRequest = Message<'streamflow.v1.TranscodeRequest'> & {
   segment: Uint8Array;
 
   /**
+   * Tickets for this segment (none: the sender spends credit it already holds). `payment.sender` is the
+   * session's owner: the request must be signed by that address.
+   *
    * @generated from field: streamflow.v1.Payment payment = 3;
    */
   payment?: Payment | undefined;
+
+  /**
+   * Unix time, milliseconds, when the sender signed the request. The orchestrator refuses one more than
+   * 30 s away from its clock.
+   *
+   * @generated from field: uint64 issued_at_ms = 4;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * 16–32 random bytes, new for every request: a request whose (sender, nonce) was accepted before is
+   * refused as a replay.
+   *
+   * @generated from field: bytes nonce = 5;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * 65 bytes: the signature of `payment.sender` over (tag, orchestrator address, payment.sender,
+   * metadata.stream_id, metadata.seq, SHA-256 of segment, hash of metadata.duration_ms and
+   * metadata.profiles, issued_at_ms, nonce): `transcodeRequestDigest`. Checked before anything else, so
+   * nobody but the sender can spend its credit, see its balance or add to its debt.
+   *
+   * @generated from field: bytes signature = 6;
+   */
+  signature: Uint8Array;
 };
 
 /**
