@@ -49,7 +49,8 @@ export interface DemoSummary {
 
 /**
  * Prices and ticket parameters chosen so a one-minute demo shows the whole payment path: each ticket is worth
- * 1e14 wei on average (the broadcaster's default cap) and its face value is 2.5 × the redemption cost at ~1 gwei
+ * 1e14 wei on average (below the orchestrators' default of one reference segment's fee, 1.6–2.4e14 here, so more
+ * tickets flow; the broadcaster's default cap accepts either) and its face value is 2.5 × the redemption cost at ~1 gwei
  * (~3e14 wei), so one ticket in three to five wins (gas moves), and a segment (44.6 M output pixels at ~4e6 wei)
  * costs about two tickets: ~60 tickets a minute, so even at one in five P(no winner in 45 s) < 1e-4. The
  * redemption margin is lowered to 1.2 so a winner is cashed at once even when the observed redemption gas is
