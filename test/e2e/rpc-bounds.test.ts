@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
-import { type Address, bytesToHex, keccak256, parseEther, toHex } from 'viem';
+import { type Address, bytesToHex, hexToBytes, keccak256, parseEther, toHex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sourceFactsOf } from '../../src/broadcaster/client.js';
@@ -29,7 +29,9 @@ import { paymentToProto, profileToProto } from '../../src/rpc/convert.js';
 import { fromConnectError } from '../../src/rpc/errors.js';
 import { Orchestrator, TranscodeRequestSchema } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
 import { expectedPixels } from '../../src/rpc/pricing.js';
+import { signTranscodeRequest } from '../../src/rpc/request-auth.js';
 import { createRpcServer } from '../../src/rpc/server.js';
+import { contentHash } from '../../src/rpc/signing.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { cut, makeSource, tempDir, tools } from '../unit/media/fixtures.js';
 import { domain, ETH, FakeChain, keyFor, recipientKey, secretA } from '../unit/pm/helpers.js';
@@ -271,20 +273,34 @@ describe('a bad-signature flood over fresh connections (D5)', () => {
       router.service(Orchestrator, service.service()),
     );
     /** One call over a connection of its own; the code it was refused with, or 'ok'. */
-    const call = async (payment: Payment, streamId: string): Promise<string> => {
+    // Signed by the payment's sender (docs/rpc.md "Sessions"), so the flood reaches the ticket checks: an
+    // unsigned one would stop at the request signature and never cost a recovery.
+    const call = async (payment: Payment, streamId: string, signer: typeof alice): Promise<string> => {
       const controller = new AbortController();
       const c = createClient(Orchestrator, createRpcTransport(server.url, { signal: controller.signal }));
+      const metadata = {
+        streamId,
+        seq: 0n,
+        durationMs: Math.round(seg.duration * 1000),
+        profiles: flood.map(profileToProto),
+      };
+      const signed = await signTranscodeRequest(signer, {
+        orchestrator: orchestrator.address,
+        sender: payment.sender,
+        streamId,
+        seq: 0n,
+        segmentHash: contentHash(seg.bytes),
+        metadata,
+      });
       try {
         const reply = await c.transcode(
           create(TranscodeRequestSchema, {
-            metadata: {
-              streamId,
-              seq: 0n,
-              durationMs: Math.round(seg.duration * 1000),
-              profiles: flood.map(profileToProto),
-            },
+            metadata,
             segment: seg.bytes,
             payment: paymentToProto(payment),
+            issuedAtMs: signed.issuedAtMs,
+            nonce: signed.nonce,
+            signature: hexToBytes(signed.signature),
           }),
         );
         return reply.result.case === 'error' ? reply.result.value.code : 'ok';
@@ -305,7 +321,7 @@ describe('a bad-signature flood over fresh connections (D5)', () => {
         })),
       });
       const codes: string[] = [];
-      for (let round = 0; round < 40; round++) codes.push(await call(garbage(round), 'mallory'));
+      for (let round = 0; round < 40; round++) codes.push(await call(garbage(round), 'mallory', mallory));
       const recoveries = recipient.stats.recoveries;
       console.log(
         `rpc-bounds D5: 40 payments × 600 bad tickets → ${recoveries} signature recoveries; codes ${[...new Set(codes)].join(',')}`,
@@ -324,7 +340,7 @@ describe('a bad-signature flood over fresh connections (D5)', () => {
       const payment = sender.createPayment(await recipient.ticketParams(alice.address), fee, {
         recipient: orchestrator.address,
       });
-      expect(await call(payment, 'alice')).toBe('ok');
+      expect(await call(payment, 'alice', alice)).toBe('ok');
     } finally {
       await server.close();
       await recipient.stop();
