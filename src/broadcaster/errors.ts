@@ -13,8 +13,7 @@ export class DiscoveryError extends StreamflowError<DiscoveryErrorCode, Record<s
  * Why the broadcaster could not do a job. Local codes:
  * - `NoOrchestrator`: every orchestrator was tried for a segment (or none is known); the segment goes out as
  *   the source only.
- * - `StreamExists`: a publish used a stream key that is already live.
  */
-export type BroadcasterErrorCode = 'NoOrchestrator' | 'StreamExists';
+export type BroadcasterErrorCode = 'NoOrchestrator';
 
 export class BroadcasterError extends StreamflowError<BroadcasterErrorCode, Record<string, unknown>> {}

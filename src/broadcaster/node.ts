@@ -18,10 +18,11 @@ import type { SenderOptions } from '../pm/options.js';
 import { Sender } from '../pm/sender.js';
 import type { DigestSigner } from '../rpc/signing.js';
 import { discoverWithReport, regionCode, serviceId, staticOrchestrators } from './discovery.js';
-import { BroadcasterError } from './errors.js';
 import { BrokerFunds, ensureFunded } from './funds.js';
+import { IngestAuth, IngestError, isLoopback } from './ingest-auth.js';
 import { JobManager, type JobManagerOptions } from './jobs.js';
-import { BroadcastStream, type StreamStats } from './stream.js';
+import type { BroadcastStream, StreamStats } from './stream.js';
+import { StreamRegistry } from './streams.js';
 
 export interface BroadcasterNodeOptions {
   /** Interface for HTTP (HLS, push, status) and RTMP. @default '127.0.0.1' */
@@ -48,6 +49,17 @@ export interface BroadcasterNodeOptions {
   concurrency?: number;
   /** Live playlist window, segments. @default 6 */
   hlsWindow?: number;
+  /**
+   * Stream-keys file (`streamflow broadcaster keys create NAME`): a publish needs the key of its stream. With
+   * neither this nor `authWebhook`, publishes are taken from loopback addresses only.
+   */
+  streamKeysFile?: string;
+  /** Auth webhook URL, asked about every new stream (see docs/network.md). */
+  authWebhook?: string;
+  /** Live streams at once; more are refused. @default 64 */
+  maxStreams?: number;
+  /** An HTTP-push stream without a segment for this long ends, ms. @default 60_000 */
+  pushIdleTimeoutMs?: number;
 }
 
 export interface BroadcasterNodeDeps {
@@ -72,7 +84,9 @@ export class BroadcasterNode {
   readonly sender: Sender;
   readonly funds: BrokerFunds;
   readonly registry: Registry;
-  readonly streams = new Map<string, BroadcastStream>();
+  readonly ingestAuth: IngestAuth;
+  /** Live and recently ended streams, their bookkeeping and limits. */
+  readonly ingest: StreamRegistry;
   private readonly deps: BroadcasterNodeDeps;
   private readonly log: Logger;
   private readonly tools: MediaTools;
@@ -123,6 +137,29 @@ export class BroadcasterNode {
         logger,
       },
     );
+    this.ingestAuth = new IngestAuth(
+      {
+        profiles: options.profiles.map((p) => p.name),
+        streamKeysFile: options.streamKeysFile,
+        authWebhook: options.authWebhook,
+      },
+      { logger },
+    );
+    this.ingest = new StreamRegistry(
+      {
+        profiles: options.profiles,
+        maxStreams: options.maxStreams,
+        pushIdleTimeoutMs: options.pushIdleTimeoutMs,
+        concurrency: options.concurrency,
+        hlsWindow: options.hlsWindow,
+      },
+      { jobs: this.jobs, auth: this.ingestAuth, logger, signal: this.life.signal },
+    );
+  }
+
+  /** Live and recently ended streams by name (an ended stream is kept a while for its playlists, then freed). */
+  get streams(): ReadonlyMap<string, BroadcastStream> {
+    return this.ingest.streams;
   }
 
   get httpUrl(): string {
@@ -156,39 +193,43 @@ export class BroadcasterNode {
         { conn, manifest, ...(this.deps.logger ? { logger: this.deps.logger } : {}) },
       );
     }
+    await this.ingestAuth.load();
     await this.funds.read();
     this.funds.start();
     life.defer('funds', () => this.funds.stop());
     await this.jobs.start(signal);
     life.defer('jobs', () => this.jobs.stop());
+    life.defer('streams', () => this.ingest.stop());
 
     const hls = createHlsHandler({}, { lookup: (s) => this.streams.get(s)?.hls, logger: this.log });
     const push = createHttpPushHandler(
       {},
       {
+        authorize: (req) => this.ingest.authorizePush({ ...req, protocol: 'http' }, this.life.signal),
         onSegment: async (seg) => {
-          const stream = this.stream(seg.stream);
-          await stream.push({
-            seq: seg.seq,
-            duration: seg.duration,
-            bytes: seg.bytes,
-            startPts: 0,
-            discontinuity: false,
-          });
-          await stream.drain();
-          const r = stream.records.at(-1);
+          const r = await this.ingest.pushSegment(seg);
           return r && { ...r, fee: r.fee.toString(), hls: this.hlsUrl(seg.stream) };
         },
+        onEnd: (req) => this.ingest.endPush(req.stream),
         logger: this.log,
       },
     );
     const notFound = (res: ServerResponse) => sendJson(res, 404, { code: 'NotFound', message: 'not found' });
     const http = new HttpServer(
       { host: o.host ?? '127.0.0.1', port: o.httpPort ?? 0 },
-      { logger: this.deps.logger ?? silentLogger, name: 'broadcaster' },
+      {
+        logger: this.deps.logger ?? silentLogger,
+        name: 'broadcaster',
+        // `/live/<stream>/<key>/<seq>.ts` carries the stream key: never in a log line.
+        redactPath: (path) => path.replace(/^(\/live\/[^/]+\/)[^/]+(\/[^/]+)$/, '$1…$2'),
+      },
     )
       .route(['GET', 'OPTIONS'], '/hls/*', (req, res, ctx) => hls(req, res, ctx.target) || notFound(res))
-      .route(['PUT', 'POST'], '/live/*', (req, res, ctx) => push(req, res, ctx.target) || notFound(res))
+      .route(
+        ['PUT', 'POST', 'DELETE'],
+        '/live/*',
+        (req, res, ctx) => push(req, res, ctx.target) || notFound(res),
+      )
       .route('GET', '/metrics', async (_req, res) => {
         const body = await this.registry.metrics();
         res.writeHead(200, { 'Content-Type': this.registry.contentType }).end(body);
@@ -202,8 +243,27 @@ export class BroadcasterNode {
     life.defer('ingests', () => Promise.allSettled([...this.ingests]));
     if (o.rtmpPort !== false) {
       const rtmp = new RtmpServer(
-        { host: o.host ?? '127.0.0.1', port: o.rtmpPort ?? 0 },
-        { logger: this.log, onPublish: (p) => this.track(this.ingestRtmp(p)) },
+        {
+          host: o.host ?? '127.0.0.1',
+          port: o.rtmpPort ?? 0,
+          maxPublishers: this.ingest.options.maxStreams,
+        },
+        {
+          logger: this.log,
+          authorize: async ({ key, params, remoteAddress }) => {
+            try {
+              const grant = await this.ingest.authorizePublish(
+                { stream: key, key: params.key, remoteAddress, protocol: 'rtmp' },
+                this.life.signal,
+              );
+              return { ok: true, grant };
+            } catch (err) {
+              if (err instanceof IngestError) return { ok: false, reason: `${err.code}: ${err.message}` };
+              throw err;
+            }
+          },
+          onPublish: (p) => this.track(this.ingestRtmp(p)),
+        },
       );
       await rtmp.start();
       this.rtmp = rtmp;
@@ -215,36 +275,40 @@ export class BroadcasterNode {
         http: this.httpUrl,
         rtmp: this.rtmpUrl,
         orchestrators: this.jobs.ranked().length,
+        ingest: this.ingestAuth.mode,
+        maxStreams: this.ingest.options.maxStreams,
       },
       'broadcaster started',
     );
+    if (this.ingestAuth.mode === 'loopback') {
+      // Anyone who can reach a non-loopback interface would otherwise be refused without the operator knowing why.
+      const exposed = !isLoopback(o.host ?? '127.0.0.1');
+      this.log[exposed ? 'warn' : 'info'](
+        { host: o.host ?? '127.0.0.1' },
+        'no --stream-keys or --auth-webhook: publishes are accepted from loopback addresses only',
+      );
+    }
   }
 
-  /** The stream called `id`, created on first use. */
+  /**
+   * Opens stream `id` for a local source (no key rules: the caller is the operator). Throws `InvalidStreamName`,
+   * `StreamExists` or `TooManyStreams`.
+   */
   stream(id: string): BroadcastStream {
-    let s = this.streams.get(id);
-    if (!s || s.snapshot().ended) {
-      s = new BroadcastStream(id, this.options.profiles, {
-        jobs: this.jobs,
-        logger: this.deps.logger ?? silentLogger,
-        signal: this.life.signal,
-        ...(this.options.concurrency ? { concurrency: this.options.concurrency } : {}),
-        ...(this.options.hlsWindow ? { windowSize: this.options.hlsWindow } : {}),
-      });
-      this.streams.set(id, s);
-    }
-    return s;
+    return this.ingest.open(id);
   }
 
   private async ingestRtmp(publish: RtmpPublish): Promise<void> {
     const id = publish.key;
-    const existing = this.streams.get(id);
-    if (existing && !existing.snapshot().ended) {
-      this.log.warn({ stream: id }, 'a stream with this key is live; refusing the second publisher');
+    let stream: BroadcastStream;
+    try {
+      stream = this.ingest.open(id, publish.grant as Parameters<StreamRegistry['open']>[1]);
+    } catch (err) {
+      // Authorized a moment ago; another ingest took the name or the last slot since.
+      this.log.warn({ stream: id, err: (err as Error).message }, 'rtmp publish refused');
       publish.close();
-      throw new BroadcasterError('StreamExists', `stream ${id} is already being published`, { stream: id });
+      throw err;
     }
-    const stream = this.stream(id);
     this.log.info({ stream: id, from: publish.remoteAddress }, 'rtmp publish started');
     try {
       const segments = segmentRtmpPublish(
@@ -254,7 +318,7 @@ export class BroadcasterNode {
       );
       for await (const segment of segments) await stream.push(segment);
     } finally {
-      await stream.end();
+      await this.ingest.end(stream);
       this.log.info({ stream: id, ...stream.snapshot() }, 'rtmp publish ended');
     }
   }
@@ -270,9 +334,20 @@ export class BroadcasterNode {
     return false;
   }
 
-  /** Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. */
+  /**
+   * Ingests a file or URL as stream `id` (read at its native rate when `realtime`); resolves when it ends. Rejects
+   * as {@link stream} does when the name is taken or every slot is.
+   */
   ingestFile(id: string, input: string, opts: { realtime?: boolean } = {}): Promise<StreamStats> {
-    const stream = this.stream(id);
+    let stream: BroadcastStream;
+    try {
+      stream = this.stream(id);
+    } catch (err) {
+      const refused = Promise.reject(err);
+      // Logged (and so handled) like any ingest that ends with an error: `void ingestFile(…)` must not crash.
+      this.track(refused);
+      return refused;
+    }
     const run = (async () => {
       try {
         const segments = segmentSource(
@@ -286,7 +361,7 @@ export class BroadcasterNode {
         );
         for await (const segment of segments) await stream.push(segment);
       } finally {
-        await stream.end();
+        await this.ingest.end(stream);
       }
       return stream.snapshot();
     })();

@@ -30,7 +30,11 @@ export interface SelectionOptions {
   maxConsecutiveFailures: number;
   /** How long such a suspension lasts, ms. @default 30_000 */
   suspensionMs: number;
-  /** Highest price accepted, wei per pixel; candidates above it are never picked. @default Infinity */
+  /**
+   * Highest price accepted, wei per pixel; candidates above it are never picked. It also bounds the ticket EV
+   * accepted, since the sender's default EV cap follows the quoted price (src/pm/options.ts `expectedValueCap`).
+   * @default Infinity
+   */
   maxPricePerPixel: number;
   /** Security floor: least total stake (LPT wei) a chain-discovered orchestrator needs. @default 0n */
   minStake: bigint;

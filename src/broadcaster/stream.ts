@@ -4,7 +4,11 @@ import type { Segment } from '../media/segmenter.js';
 import { hlsSourceFacts, sourceFacts } from '../media/vod.js';
 import { StreamflowError } from '../node/errors.js';
 import { type Logger, silentLogger } from '../node/logger.js';
+import { IngestError } from './ingest-auth.js';
 import type { JobManager, SegmentOutcome } from './jobs.js';
+
+/** Segment records a stream keeps (the newest): enough for status and push answers, bounded for long streams. */
+const KEPT_RECORDS = 256;
 
 /** What happened to one segment of a stream. */
 export interface SegmentRecord {
@@ -38,6 +42,7 @@ export interface StreamStats {
  */
 export class BroadcastStream {
   readonly hls: LiveHlsStream;
+  /** The newest segment records, oldest first (at most 256). */
   readonly records: SegmentRecord[] = [];
   private readonly log: Logger;
   private readonly inFlight: Array<{ segment: Segment; result: Promise<SegmentOutcome | undefined> }> = [];
@@ -50,7 +55,7 @@ export class BroadcastStream {
     readonly id: string,
     readonly profiles: readonly Profile[],
     private readonly deps: {
-      jobs: JobManager;
+      jobs: Pick<JobManager, 'transcode'>;
       logger?: Logger;
       /** Segments transcoded at once. @default 2 */
       concurrency?: number;
@@ -96,9 +101,7 @@ export class BroadcastStream {
    * order; one whose seq is not after the last is refused.
    */
   async push(segment: Segment): Promise<void> {
-    if (segment.seq <= this.lastSeq) {
-      throw new RangeError(`segment ${segment.seq} of ${this.id} is not after ${this.lastSeq}`);
-    }
+    this.checkSeq(segment.seq);
     this.lastSeq = segment.seq;
     this.stats.ingested++;
     const result = this.deps.jobs
@@ -123,6 +126,37 @@ export class BroadcastStream {
     const append = this.chain.then(() => this.settleHead());
     this.chain = append;
     if (this.inFlight.length >= (this.deps.concurrency ?? 2)) await append;
+  }
+
+  /**
+   * Throws unless `seq` is after every seq taken: `DuplicateSegment` for one already taken (the last, or any
+   * before it that was taken), `SegmentOutOfOrder` for one below the last.
+   */
+  checkSeq(seq: number): void {
+    if (seq > this.lastSeq) return;
+    if (
+      seq === this.lastSeq ||
+      this.records.some((r) => r.seq === seq) ||
+      this.inFlight.some((f) => f.segment.seq === seq)
+    ) {
+      throw new IngestError('DuplicateSegment', `segment ${seq} of ${this.id} was already pushed`, {
+        stream: this.id,
+        seq,
+        lastSeq: this.lastSeq,
+      });
+    }
+    throw new IngestError(
+      'SegmentOutOfOrder',
+      `segment ${seq} of ${this.id} comes after ${this.lastSeq}: segments must be pushed in order`,
+      { stream: this.id, seq, lastSeq: this.lastSeq },
+    );
+  }
+
+  /** The record of segment `seq`, if it is still kept. */
+  record(seq: number): SegmentRecord | undefined {
+    for (let i = this.records.length - 1; i >= 0; i--)
+      if (this.records[i]?.seq === seq) return this.records[i];
+    return undefined;
   }
 
   /** Waits for every segment in flight to be appended. */
@@ -178,6 +212,7 @@ export class BroadcastStream {
       fee: outcome?.fee ?? 0n,
     };
     this.records.push(record);
+    if (this.records.length > KEPT_RECORDS) this.records.splice(0, this.records.length - KEPT_RECORDS);
     for (const l of this.listeners) l(record);
   }
 }

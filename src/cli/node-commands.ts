@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type Hex, parseEther } from 'viem';
+import { createStreamKey } from '../broadcaster/ingest-auth.js';
 import { BroadcasterNode } from '../broadcaster/node.js';
 import { accountFromPrivateKey, connectChain, withSigner } from '../chain/client.js';
 import { readManifest } from '../chain/manifest.js';
@@ -143,14 +144,15 @@ export function registerNodeCommands(program: Command): void {
       await node.stop();
     });
 
-  program
+  const broadcaster = program
     .command('broadcaster')
     .description(
       'run a broadcaster: ingest (RTMP, HTTP push, file), pay orchestrators with tickets, serve HLS',
     )
-    .requiredOption('--rpc <url>', 'JSON-RPC URL of the chain')
-    .requiredOption('--manifest <file>', 'deployment manifest')
-    .requiredOption('--key-file <file>', "file holding the broadcaster's private key (hex)")
+    // Checked in the action rather than with requiredOption: commander would demand them of `broadcaster keys` too.
+    .option('--rpc <url>', 'JSON-RPC URL of the chain (required)')
+    .option('--manifest <file>', 'deployment manifest (required)')
+    .option('--key-file <file>', "file holding the broadcaster's private key (hex) (required)")
     .option('--profiles <list>', 'renditions, preset names or a JSON file', '480p30,360p30,240p30')
     .option('--orchestrators <urls>', 'static orchestrator URLs instead of on-chain discovery', parseList)
     .option('--service <name>', 'service asked for', 'transcode/h264')
@@ -164,7 +166,25 @@ export function registerNodeCommands(program: Command): void {
     .option('--http-port <port>', 'HLS/push/status port', parseNonNegativeInt, 8080)
     .option('--rtmp-port <port>', 'RTMP ingest port', parseNonNegativeInt, 1935)
     .option('--input <file>', 'also ingest this file or URL (as stream "file", at its native rate)')
-    .action(async (opts) => {
+    .option(
+      '--stream-keys <file>',
+      'accept a publish only with its stream key from this file (see `broadcaster keys create`)',
+    )
+    .option(
+      '--auth-webhook <url>',
+      'ask this URL about every new stream (POST {stream,key,remoteAddress,protocol}; 2xx accepts)',
+    )
+    .option('--max-streams <n>', 'live streams at once; more are refused', parsePositiveInt, 64)
+    .action(async (opts, cmd: Command) => {
+      for (const name of ['rpc', 'manifest', 'keyFile'] as const) {
+        if (opts[name] === undefined) {
+          const flag = name === 'keyFile' ? '--key-file' : `--${name}`;
+          cmd.error(`error: required option '${flag} <${name === 'rpc' ? 'url' : 'file'}>' not specified`);
+        }
+      }
+      if (opts.authWebhook !== undefined && !/^https?:\/\//i.test(String(opts.authWebhook))) {
+        cmd.error('error: --auth-webhook must be an http(s) URL');
+      }
       const logger = createLogger();
       const signal = shutdownSignal();
       const { conn, privateKey } = await signerFrom(opts);
@@ -179,6 +199,9 @@ export function registerNodeCommands(program: Command): void {
           minStake: parseEther(String(opts.minStake)),
           ...(opts.deposit !== undefined ? { deposit: opts.deposit } : {}),
           ...(opts.reserve !== undefined ? { reserve: opts.reserve } : {}),
+          ...(opts.streamKeys !== undefined ? { streamKeysFile: opts.streamKeys } : {}),
+          ...(opts.authWebhook !== undefined ? { authWebhook: opts.authWebhook } : {}),
+          maxStreams: opts.maxStreams,
           jobs: {
             service: opts.service,
             region: opts.region,
@@ -192,7 +215,11 @@ export function registerNodeCommands(program: Command): void {
       );
       await node.start();
       out(`broadcaster ${node.address}`);
-      out(`  publish: ${node.rtmpUrl}/<stream>   (or PUT ${node.httpUrl}/live/<stream>/<seq>.ts)`);
+      const keyHint = opts.streamKeys || opts.authWebhook ? '?key=<key>' : '';
+      out(
+        `  publish: ${node.rtmpUrl}/<stream>${keyHint}   (or PUT ${node.httpUrl}/live/<stream>/<seq>.ts${keyHint ? ' with Authorization: Bearer <key>' : ''})`,
+      );
+      if (!keyHint) out('  ingest:  loopback publishers only (no --stream-keys or --auth-webhook)');
       out(`  watch:   ${node.httpUrl}/hls/<stream>/index.m3u8`);
       out(`  status:  ${node.httpUrl}/status`);
       if (opts.input) {
@@ -202,6 +229,36 @@ export function registerNodeCommands(program: Command): void {
       await untilAborted(signal);
       await node.stop();
     });
+
+  broadcaster
+    .command('keys')
+    .description('manage the stream keys a broadcaster accepts (--stream-keys FILE)')
+    .command('create')
+    .description(
+      'make a stream key for stream NAME, store its hash in FILE (created 0600) and print the key once',
+    )
+    .argument('<name>', 'stream name the key publishes (what appears in /hls/<name>/)')
+    // `broadcaster` has --stream-keys too and commander hands the flag to it: read it with the globals.
+    .option('--stream-keys <file>', 'the stream-keys file (required)')
+    .option('--replace', 'replace an existing key of NAME (the old key stops working)')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const opts = cmd.optsWithGlobals() as { streamKeys?: string; replace?: boolean };
+      if (!opts.streamKeys) cmd.error("error: required option '--stream-keys <file>' not specified");
+      const file = opts.streamKeys as string;
+      const { key, replaced } = await createStreamKey(file, name, { replace: opts.replace ?? false });
+      out(key);
+      process.stderr.write(
+        `${replaced ? 'replaced the' : 'new'} key of stream ${name} in ${file}; it is shown only now.\n` +
+          `  publish: rtmp://<host>:1935/live/${name}?key=<key>  or  PUT http://<host>:8080/live/${name}/<seq>.ts with Authorization: Bearer <key>\n`,
+      );
+    });
+}
+
+/** A whole number ≥ 1. */
+function parsePositiveInt(value: string): number {
+  const n = parseNonNegativeInt(value);
+  if (n < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return n;
 }
 
 export function registerDemoCommand(program: Command): void {

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatEther, parseEther } from 'viem';
+import { createStreamKey } from '../broadcaster/ingest-auth.js';
 import { streamflowContracts } from '../chain/contracts.js';
 import { type MediaTools, resolveMediaTools } from '../media/ffmpeg.js';
 import { resolveProfiles } from '../media/profiles.js';
@@ -48,7 +49,8 @@ export interface DemoSummary {
 
 /**
  * Prices and ticket parameters chosen so a one-minute demo shows the whole payment path: each ticket is worth
- * 1e14 wei on average (the broadcaster's default cap) and its face value is 2.5 × the redemption cost at ~1 gwei
+ * 1e14 wei on average (below the orchestrators' default of one reference segment's fee, 1.6–2.4e14 here, so more
+ * tickets flow; the broadcaster's default cap accepts either) and its face value is 2.5 × the redemption cost at ~1 gwei
  * (~3e14 wei), so one ticket in three to five wins (gas moves), and a segment (44.6 M output pixels at ~4e6 wei)
  * costs about two tickets: ~60 tickets a minute, so even at one in five P(no winner in 45 s) < 1e-4. The
  * redemption margin is lowered to 1.2 so a winner is cashed at once even when the observed redemption gas is
@@ -121,6 +123,9 @@ export async function runDemo(
   const progress = options.onProgress ?? (() => undefined);
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'streamflow-demo-')));
   const started = performance.now();
+  // The demo publishes with a key of its own, as an operator would: the broadcaster takes no other publisher.
+  const streamKeysFile = join(dataDir, 'stream-keys.json');
+  const { key: streamKey } = await createStreamKey(streamKeysFile, 'demo', { replace: true });
   const spec = (httpPort: number) => ({
     dataDir,
     orchestrators: DEMO_ORCHESTRATORS,
@@ -136,6 +141,7 @@ export async function runDemo(
       httpPort,
       rtmpPort: 0,
       hlsWindow: 10,
+      streamKeysFile,
     },
     devnet: { blockTime: 1 },
   });
@@ -157,12 +163,13 @@ export async function runDemo(
           `${o.spec.regions?.join(',')}  ${o.spec.remoteTranscoders ? `${o.spec.remoteTranscoders} remote transcoders` : 'local transcoding'}`,
       );
     }
-    publisher = startTestPublisher(`${b.rtmpUrl}/demo`, tools);
+    publisher = startTestPublisher(`${b.rtmpUrl}/demo?key=${streamKey}`, tools);
     let publisherError = '';
     publisher.stderr?.on('data', (d: Buffer) => {
-      publisherError = (publisherError + d.toString()).slice(-2000);
+      // ffmpeg names the URL in its errors, and the URL carries the stream key.
+      publisherError = (publisherError + d.toString().replaceAll(streamKey, '***')).slice(-2000);
     });
-    progress(`publishing a 720p30 test source to ${b.rtmpUrl}/demo`);
+    progress(`publishing a 720p30 test source to ${b.rtmpUrl}/demo (with its stream key, ${streamKeysFile})`);
     progress(`watch: ${master}`);
 
     const deadline = options.durationSec === undefined ? Infinity : started + options.durationSec * 1000;

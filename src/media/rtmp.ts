@@ -241,8 +241,15 @@ export interface RtmpPublish {
   readonly id: number;
   /** Application name from `connect` (the first path segment of the URL, e.g. `live`). */
   readonly app: string;
-  /** Stream key: the name given to `publish`, without any query string. */
+  /** Stream key: the name given to `publish`, without any query string (the stream's public name). */
   readonly key: string;
+  /**
+   * Parameters of the query string of the name given to `publish` (`<stream>?key=<secret>` → `{ key }`). May hold
+   * secrets: never logged here.
+   */
+  readonly params: Readonly<Record<string, string>>;
+  /** What `authorize` attached when it accepted the publish. */
+  readonly grant: unknown;
   readonly remoteAddress: string;
   /** The published audio/video as an FLV byte stream; it ends when the publisher stops. */
   readonly flv: Readable;
@@ -252,13 +259,25 @@ export interface RtmpPublish {
   close(): void;
 }
 
+/**
+ * The answer of {@link RtmpServerDeps.authorize}: `true`/`false`, or a refusal with the reason the publisher is
+ * told (the description of `NetStream.Publish.BadName`), or an acceptance carrying a grant exposed on the publish.
+ */
+export type RtmpAuthorization = boolean | { ok: false; reason: string } | { ok: true; grant?: unknown };
+
 export interface RtmpServerDeps {
   logger?: Logger;
   /**
-   * Whether `app`/`key` may publish; called before the publisher gets `NetStream.Publish.Start`.
+   * Whether `app`/`key` may publish; called before the publisher gets `NetStream.Publish.Start`. `params` is the
+   * query string of the publish name (`<key>?key=<secret>`). A throw refuses with its message.
    * @default every key is accepted
    */
-  authorize?: (req: { app: string; key: string; remoteAddress: string }) => boolean | Promise<boolean>;
+  authorize?: (req: {
+    app: string;
+    key: string;
+    params: Readonly<Record<string, string>>;
+    remoteAddress: string;
+  }) => RtmpAuthorization | Promise<RtmpAuthorization>;
   /** Called once per accepted publish, before any media arrives. */
   onPublish: (publish: RtmpPublish) => void;
 }
@@ -357,7 +376,9 @@ class RtmpConnection {
   ) {
     const o = server.options;
     this.reader = new RtmpChunkReader(o.maxMessageBytes);
-    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    const ip = socket.remoteAddress ?? '?';
+    // IPv6 in brackets: `::1:5000` would read as one address.
+    this.remoteAddress = `${ip.includes(':') ? `[${ip}]` : ip}:${socket.remotePort ?? 0}`;
     this.log = log?.child({ conn: id, remote: this.remoteAddress });
     socket.setNoDelay(true);
     socket.setTimeout(o.idleTimeoutMs, () => this.destroy('disconnected', 'idle timeout'));
@@ -541,25 +562,38 @@ class RtmpConnection {
   }
 
   private async onPublish(streamId: number, name: string): Promise<void> {
-    const key = name.replace(/\?.*$/, '');
+    const q = name.indexOf('?');
+    const key = q < 0 ? name : name.slice(0, q);
+    const params: Record<string, string> = Object.create(null);
+    if (q >= 0) for (const [k, v] of new URLSearchParams(name.slice(q + 1))) params[k] ??= v;
     const server = this.server;
     const reject = (why: string) => {
-      this.log?.warn({ app: this.app, why }, 'rtmp publish refused');
+      this.log?.warn({ app: this.app, stream: key.slice(0, 128), why }, 'rtmp publish refused');
       this.status(streamId, 'error', 'NetStream.Publish.BadName', why);
       // Let the status reach the publisher before the socket goes.
       this.socket.end();
     };
     if (this.publish) return reject('already publishing on this connection');
-    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key)) return reject('stream key must be 1–128 of A-Z a-z 0-9 _ . -');
+    // The key names a path segment downstream (`/hls/<key>/`): `.`, `..` and hidden names are never one.
+    if (!/^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/.test(key)) {
+      return reject('stream key must be 1–128 of A-Z a-z 0-9 _ . - and not start with "."');
+    }
     if (server.active.size >= server.options.maxPublishers) return reject('server is at its publisher limit');
     const id = `${this.app}/${key}`;
     if (server.active.has(id)) return reject(`stream ${this.app}/<key> is already being published`);
-    const allowed = await (server.deps.authorize?.({
-      app: this.app,
-      key,
-      remoteAddress: this.remoteAddress,
-    }) ?? true);
-    if (!allowed) return reject('stream key not authorized');
+    let answer: RtmpAuthorization;
+    try {
+      answer = await (server.deps.authorize?.({
+        app: this.app,
+        key,
+        params,
+        remoteAddress: this.remoteAddress,
+      }) ?? true);
+    } catch (err) {
+      answer = { ok: false, reason: (err as Error).message || 'not authorized' };
+    }
+    const verdict = typeof answer === 'boolean' ? { ok: answer } : answer;
+    if (!verdict.ok) return reject('reason' in verdict ? verdict.reason : 'stream key not authorized');
     if (this.phase === 'closed') return;
     if (server.active.has(id)) return reject(`stream ${this.app}/<key> is already being published`);
 
@@ -575,6 +609,8 @@ class RtmpConnection {
       id: server.allocatePublishId(),
       app: this.app,
       key,
+      params,
+      grant: 'grant' in verdict ? verdict.grant : undefined,
       remoteAddress: this.remoteAddress,
       flv,
       ended,

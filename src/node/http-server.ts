@@ -143,10 +143,18 @@ export class HttpServer {
   readonly options: HttpServerOptions;
   readonly server: Server;
   private readonly log: Logger;
+  private readonly redactPath: (rawPath: string) => string;
   private readonly routes: Route[] = [];
   private closing: Promise<void> | undefined;
 
-  constructor(options: Partial<HttpServerOptions>, deps: { logger?: Logger; name?: string } = {}) {
+  /**
+   * @param deps.redactPath turns a raw path into what may be logged (a route that carries a secret in its path,
+   *   like HTTP push's `/live/<stream>/<key>/<seq>.ts`, masks it here). @default the path as is
+   */
+  constructor(
+    options: Partial<HttpServerOptions>,
+    deps: { logger?: Logger; name?: string; redactPath?: (rawPath: string) => string } = {},
+  ) {
     const o = withDefaults(defaultHttpServerOptions, options);
     if (o.headersTimeoutMs > o.requestTimeoutMs) {
       throw new RangeError(
@@ -155,6 +163,7 @@ export class HttpServer {
     }
     this.options = o;
     this.log = (deps.logger ?? silentLogger).child({ module: 'http', server: deps.name ?? 'http' });
+    this.redactPath = deps.redactPath ?? ((p) => p);
     this.server = createServer(
       {
         maxHeaderSize: o.maxHeaderBytes,
@@ -229,11 +238,12 @@ export class HttpServer {
     // A client resetting mid-body emits 'error' on the request; nobody else may be listening.
     req.on('error', (err) => this.log.debug({ err: err.message }, 'request stream error'));
     res.on('error', (err) => this.log.debug({ err: err.message }, 'response stream error'));
-    let path = (req.url ?? '').slice(0, 200);
+    // Only the path is ever logged, never the query (it may carry a key).
+    let path = this.redactPath((req.url ?? '').split('?')[0] ?? '').slice(0, 200);
     try {
       res.setHeader('X-Content-Type-Options', 'nosniff');
       const target = parseRequestTarget(req.url);
-      path = target.rawPath.slice(0, 200);
+      path = this.redactPath(target.rawPath).slice(0, 200);
       const method = req.method ?? '';
       let allowed: Set<string> | undefined;
       for (const route of this.routes) {

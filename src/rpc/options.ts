@@ -58,21 +58,25 @@ export interface RpcServerOptions {
   maxHeaderBytes?: number;
   /**
    * A new connection that has not opened a stream (sent complete request headers) within this many
-   * milliseconds is destroyed. @default 5_000
+   * milliseconds is destroyed. @default 10_000
    */
   headersTimeoutMs?: number;
   /** A connection with no open stream for this many milliseconds is closed (GOAWAY). @default 30_000 */
   idleTimeoutMs?: number;
   /**
    * Request bodies must arrive at `minBodyBytesPerSecond` on average once this many milliseconds have passed
-   * since the request headers; a slower stream is reset (REFUSED_STREAM). @default 2_000
+   * since the request headers; a slower stream is reset (REFUSED_STREAM). Generous, because the clock also
+   * runs while this process is starved of CPU and reads nothing. @default 5_000
    */
   bodyGraceMs?: number;
-  /** See `bodyGraceMs`. 256 KiB/s moves a 2 s 1080p segment (5 MB) in under 22 s. @default 262_144 */
+  /**
+   * See `bodyGraceMs`. 64 KiB/s (512 kbit/s, far below any link that can carry live video) still drops a
+   * stream dripping 1 KiB every 3 s at the end of the grace. @default 65_536
+   */
   minBodyBytesPerSecond?: number;
-  /** A request body with no bytes for this many milliseconds is reset. @default 5_000 */
+  /** A request body with no bytes for this many milliseconds is reset. @default 10_000 */
   bodyIdleTimeoutMs?: number;
-  /** A request body not complete this many milliseconds after its headers is reset. @default 30_000 */
+  /** A request body not complete this many milliseconds after its headers is reset. @default 60_000 */
   bodyTimeoutMs?: number;
   /**
    * Request bytes received and held by calls in flight (until their reply ends), all procedures together; a
@@ -114,12 +118,12 @@ export const defaultServerOptions = {
   maxConcurrentStreams: 100,
   maxConnectionsPerAddress: 64,
   maxHeaderBytes: 16 * 1024,
-  headersTimeoutMs: 5_000,
+  headersTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
-  bodyGraceMs: 2_000,
-  minBodyBytesPerSecond: 256 * 1024,
-  bodyIdleTimeoutMs: 5_000,
-  bodyTimeoutMs: 30_000,
+  bodyGraceMs: 5_000,
+  minBodyBytesPerSecond: 64 * 1024,
+  bodyIdleTimeoutMs: 10_000,
+  bodyTimeoutMs: 60_000,
   maxInFlightRequestBytes: 96 * MiB,
   maxInFlightJobs: 32,
   jobProcedures: ['/streamflow.v1.Orchestrator/Transcode'],

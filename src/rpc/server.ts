@@ -60,7 +60,11 @@ export interface RpcServer {
 
 /**
  * Serves Connect RPC routes (gRPC, gRPC-Web and Connect protocols) over HTTP/2: cleartext h2c by default,
- * TLS when `options.tls` is given. Messages above `maxMessageBytes` are refused in both directions.
+ * TLS when `options.tls` is given. Messages above `maxMessageBytes` are refused in both directions, request
+ * messages above their procedure's `procedureMaxBytes` as soon as their length is declared. Every resource a
+ * peer can make the server hold is bounded (docs/rpc.md, "Resource limits"): streams per connection,
+ * connections per address, header bytes, request bytes and jobs in flight (`OrchestratorBusy` above them), and
+ * the time a connection may stay silent or idle and a request body may take to arrive.
  *
  * @example
  * const server = await createRpcServer({ port: 0 }, (router) => router.service(Orchestrator, impl));
@@ -220,9 +224,9 @@ export async function createRpcServer(
         receiving.delete(stream);
       },
     });
-    // A reply sent before the request body ended (a refusal): stop the peer sending (RFC 9113 §8.1 allows a reset after a complete reply) and free
-    // what the stream holds, instead of when the watchdog finds it. Not at once: an RST_STREAM right after the
-    // reply can overtake its trailers.
+    // A reply sent before the request body ended (a refusal): stop the peer sending (RFC 9113 §8.1 allows a
+    // reset after a complete reply) and free what the stream holds, instead of when the watchdog finds it. Not
+    // at once: an RST_STREAM right after the reply can overtake its trailers.
     stream.once('finish', () => {
       if (bodyEnded) return;
       const timer = setTimeout(() => {
@@ -242,8 +246,18 @@ export async function createRpcServer(
   // One timer for every stream: a peer that declares a large message and drips it, or stops sending, is reset
   // within seconds, whatever it declared.
   const tickMs = Math.max(50, Math.min(500, Math.floor(Math.min(body.graceMs, body.idleMs) / 4)));
+  let lastTick = Date.now();
   const watchdog = setInterval(() => {
     const now = Date.now();
+    // This process was stalled (GC, starved of CPU): it read nothing meanwhile, which is not the peers' fault.
+    const stall = now - lastTick - 2 * tickMs;
+    lastTick = now;
+    if (stall > 0) {
+      for (const a of receiving.values()) {
+        a.openedAt += stall;
+        a.lastDataAt += stall;
+      }
+    }
     for (const [stream, a] of receiving) {
       const age = now - a.openedAt;
       const reason =
@@ -264,10 +278,9 @@ export async function createRpcServer(
   }, tickMs);
   watchdog.unref();
 
-  const largestMessage = Math.max(maxMessageBytes, ...Object.values(procedureMaxBytes).map(Number));
   // Node's default (10 MB of buffered frames per session) would reset a session mid-way through one large
   // segment; allow a few maximal messages in flight.
-  const maxSessionMemory = Math.max(10, Math.ceil((4 * Math.min(largestMessage, maxMessageBytes)) / MiB));
+  const maxSessionMemory = Math.max(10, Math.ceil((4 * maxMessageBytes) / MiB));
   const settings: http2.Settings = {
     maxConcurrentStreams: options.maxConcurrentStreams ?? defaultServerOptions.maxConcurrentStreams,
     maxHeaderListSize: options.maxHeaderBytes ?? defaultServerOptions.maxHeaderBytes,

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { createTestClient, type Hash, http, parseEther, serializeTransaction } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +11,7 @@ import { RoundClock, withInitializedRound } from '../../src/chain/round-clock.js
 import { mineToNextRound } from '../../src/chain/staking.js';
 import { waitForSuccess } from '../../src/chain/tx.js';
 import { ensureRegistered, type RegistrationOptions } from '../../src/orchestrator/chain.js';
+import { OrchestratorNode } from '../../src/orchestrator/node.js';
 
 // D11: `registerOrchestrator` reverts `CutsLocked` in the last 10 % of a round (the devnet's round lock). A start
 // that checks the lock against the latest block and then sends the transaction can land inside the window:
@@ -17,15 +21,18 @@ import { ensureRegistered, type RegistrationOptions } from '../../src/orchestrat
 describe('registration across the round lock window', () => {
   let devnet: Devnet;
   let test: ReturnType<typeof createTestClient>;
+  let dir: string;
   const ROUND = 100n;
 
   beforeAll(async () => {
-    devnet = await startDevnet({ accounts: 3, blockTime: 0, parameters: { roundLength: ROUND } });
+    devnet = await startDevnet({ accounts: 4, blockTime: 0, parameters: { roundLength: ROUND } });
     test = createTestClient({ mode: 'anvil', transport: http(devnet.rpcUrl) });
+    dir = mkdtempSync(join(tmpdir(), 'sf-reg-lock-'));
   });
   afterAll(async () => {
     await test?.setAutomine(true).catch(() => undefined);
     await devnet?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** A pino logger whose lines the test reads back. */
@@ -93,6 +100,56 @@ describe('registration across the round lock window', () => {
     }
   }
 
+  /**
+   * With automine off and the first transaction of `conn` in the pool: holds it back while the chain moves to
+   * the block before `lockStart`, then lets it be mined in `lockStart`, the first locked block, where it reverts.
+   * Ends early when `watched` settles (the code under test gave up before sending).
+   */
+  async function landInLockWindow(conn: SignerConnection, lockStart: bigint, watched: Promise<unknown>) {
+    // The transaction waits in the pool; hold it back while the chain moves into the lock window, then let it
+    // be mined there, as a slow RPC endpoint or a loaded machine would.
+    let hash: Hash | undefined;
+    await until(
+      'registerOrchestrator in the pool',
+      async () => {
+        const pool = await test.getTxpoolContent();
+        const mine = Object.entries(pool.pending).find(
+          ([from]) => from.toLowerCase() === conn.account.address.toLowerCase(),
+        );
+        hash = mine ? (Object.values(mine[1])[0]?.hash as Hash | undefined) : undefined;
+        return hash !== undefined;
+      },
+      watched,
+    );
+    if (!hash) {
+      await watched;
+      return;
+    }
+    const tx = await conn.publicClient.getTransaction({ hash: hash as Hash });
+    const raw = serializeTransaction(
+      {
+        type: 'eip1559',
+        chainId: tx.chainId as number,
+        nonce: tx.nonce,
+        gas: tx.gas,
+        maxFeePerGas: tx.maxFeePerGas as bigint,
+        maxPriorityFeePerGas: tx.maxPriorityFeePerGas as bigint,
+        ...(tx.to ? { to: tx.to } : {}),
+        value: tx.value,
+        data: tx.input,
+        accessList: tx.accessList ?? [],
+      },
+      { r: tx.r, s: tx.s, yParity: tx.yParity as number },
+    );
+    await test.dropTransaction({ hash: hash as Hash });
+    await mineTo(lockStart - 1n);
+    await test.request({ method: 'eth_sendRawTransaction' as never, params: [raw] as never });
+    await test.mine({ blocks: 1 });
+    const receipt = await conn.publicClient.getTransactionReceipt({ hash: hash as Hash });
+    expect(receipt.status).toBe('reverted');
+    expect(receipt.blockNumber).toBe(lockStart);
+  }
+
   it('registers in the next round when the check passed on the last unlocked block and the transaction met the lock', async () => {
     const conn = devnet.signer(1);
     await bondSelf(conn);
@@ -108,9 +165,11 @@ describe('registration across the round lock window', () => {
       { ...options('https://127.0.0.1:8935'), retry: { pollIntervalMs: 100, lockMarginBlocks: 0 } },
       { conn, manifest: devnet.manifest, logger },
     );
-    const retrying = () => lines.some((l) => l.msg.includes('landed in the round lock window'));
-    await until('the retry to be announced', retrying, start);
-    if (!retrying()) await start; // settled without a retry: surface its result (today's code: CutsLocked)
+    // The retry is announced (warn), then the wait (info) says what it waits for.
+    const waiting = () => lines.some((l) => /waiting for round/.test(l.msg));
+    await until('the wait for the next round to be announced', waiting, start);
+    if (!waiting()) await start; // settled without a retry: surface its result (today's code: CutsLocked)
+    expect(lines.find((l) => l.msg.includes('landed in the round lock window'))).toMatchObject({ level: 40 });
     expect(lines.find((l) => /waiting for round/.test(l.msg))).toMatchObject({
       round: w.round.toString(),
       waitingForRound: (w.round + 1n).toString(),
@@ -142,45 +201,7 @@ describe('registration across the round lock window', () => {
         manifest: devnet.manifest,
         logger,
       });
-      // The transaction waits in the pool; hold it back while the chain moves into the lock window, then let it
-      // be mined there, as a slow RPC endpoint or a loaded machine would.
-      let hash: Hash | undefined;
-      await until(
-        'registerOrchestrator in the pool',
-        async () => {
-          const pool = await test.getTxpoolContent();
-          const mine = Object.entries(pool.pending).find(
-            ([from]) => from.toLowerCase() === conn.account.address.toLowerCase(),
-          );
-          hash = mine ? (Object.values(mine[1])[0]?.hash as Hash | undefined) : undefined;
-          return hash !== undefined;
-        },
-        start,
-      );
-      if (!hash) await start;
-      const tx = await conn.publicClient.getTransaction({ hash: hash as Hash });
-      const raw = serializeTransaction(
-        {
-          type: 'eip1559',
-          chainId: tx.chainId as number,
-          nonce: tx.nonce,
-          gas: tx.gas,
-          maxFeePerGas: tx.maxFeePerGas as bigint,
-          maxPriorityFeePerGas: tx.maxPriorityFeePerGas as bigint,
-          ...(tx.to ? { to: tx.to } : {}),
-          value: tx.value,
-          data: tx.input,
-          accessList: tx.accessList ?? [],
-        },
-        { r: tx.r, s: tx.s, yParity: tx.yParity as number },
-      );
-      await test.dropTransaction({ hash: hash as Hash });
-      await mineTo(w.lockStart - 1n);
-      await test.request({ method: 'eth_sendRawTransaction' as never, params: [raw] as never });
-      await test.mine({ blocks: 1 });
-      const receipt = await conn.publicClient.getTransactionReceipt({ hash: hash as Hash });
-      expect(receipt.status).toBe('reverted');
-      expect(receipt.blockNumber).toBe(w.lockStart);
+      await landInLockWindow(conn, w.lockStart, start);
     } finally {
       await test.setAutomine(true);
     }
@@ -194,6 +215,47 @@ describe('registration across the round lock window', () => {
       conn.account.address,
     ]);
     expect(info.registered).toBe(true);
+  }, 120_000);
+
+  it("an orchestrator node's start completes after its registration met the lock window", async () => {
+    const conn = devnet.signer(3);
+    await bondSelf(conn);
+    await mineToNextRound(devnet.signer(0), devnet.manifest);
+    const w = await window(conn);
+    await mineTo(w.lockStart - 6n);
+    const { logger, lines } = memoryLogger();
+    const node = new OrchestratorNode(
+      {
+        dataDir: join(dir, 'node'),
+        pricePerPixel: 4_000_000n,
+        registration: { rewardCut: 100_000n, feeShare: 500_000n },
+        pool: { localCapacity: 0 },
+        reward: false,
+      },
+      { conn, manifest: devnet.manifest, logger },
+    );
+    let start: Promise<unknown> | undefined;
+    try {
+      await test.setAutomine(false);
+      start = node.start();
+      await landInLockWindow(conn, w.lockStart, start);
+    } finally {
+      await test.setAutomine(true);
+    }
+    try {
+      const retrying = () => lines.some((l) => l.msg.includes('landed in the round lock window'));
+      await until('the retry to be announced', retrying, start);
+      if (!retrying()) await start;
+      await mineTo(w.roundStartBlock + w.roundLength);
+      await start;
+      expect(node.registration).toMatchObject({ registered: true, registryUpdated: true });
+      expect(lines.some((l) => l.msg === 'orchestrator started')).toBe(true);
+      const c = streamflowContracts(conn, devnet.manifest);
+      expect((await c.bondingManager.read.getOrchestrator([conn.account.address])).registered).toBe(true);
+      expect(await c.serviceRegistry.read.getServiceURI([conn.account.address])).toBe(node.url);
+    } finally {
+      await node.stop();
+    }
   }, 120_000);
 
   it('gives up with CutsLocked after maxAttempts, naming the attempts', async () => {

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { defaultSelectionOptions } from '../../../src/broadcaster/options.js';
 import {
+  ineligibility,
   type OrchestratorStats,
   rankCandidates,
   type SelectionCandidate,
@@ -238,4 +239,20 @@ describe('selection score properties', () => {
       }),
     );
   });
+});
+
+describe('ineligibility names the filter a candidate fails', () => {
+  const options = { maxPricePerPixel: 10, minStake: 50n };
+  const cases: [string, SelectionCandidate, 'price' | 'stake' | undefined][] = [
+    ['eligible', cand(A, 10, 50n), undefined],
+    ['above the max price', cand(A, 11, 50n), 'price'],
+    ['a non-finite quote', cand(A, Number.NaN, 50n), 'price'],
+    ['a negative quote', cand(A, -1, 50n), 'price'],
+    ['below the stake floor', cand(A, 5, 49n), 'stake'],
+    ['price first when both fail', cand(A, 11, 1n), 'price'],
+    ['a static entry (stake unknown) is not subject to the floor', cand(A, 5, undefined), undefined],
+  ];
+  for (const [name, c, expected] of cases) {
+    it(name, () => expect(ineligibility(c, options)).toBe(expected));
+  }
 });

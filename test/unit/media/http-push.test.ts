@@ -104,7 +104,9 @@ describe('HTTP push ingest', () => {
     expect((await send('PUT', '/live/..%2Fetc/1.ts', segment)).status).toBe(404);
     // Dot segments are refused before routing: a path never climbs out of the route it names.
     expect((await send('PUT', '/live/../etc/1.ts', segment)).status).toBe(400);
-    expect((await send('PUT', '/live/a/b/1.ts', segment)).status).toBe(404);
+    // `/live/<stream>/<key>/<seq>.ts` carries a key; one level more is no push URL.
+    expect((await send('PUT', '/live/a/b/c/1.ts', segment)).status).toBe(404);
+    expect((await send('PUT', '/live/a/b%2Fc/1.ts', segment)).status).toBe(404);
     expect((await send('GET', '/live/cam1/1.ts', Buffer.alloc(0))).status).toBe(405);
     expect((await send('PUT', '/live/cam1/1.ts', segment, { 'content-type': 'text/plain' })).status).toBe(
       415,

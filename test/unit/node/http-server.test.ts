@@ -259,3 +259,31 @@ describe('HttpServer', () => {
     await other.close();
   });
 });
+
+describe('HttpServer logs', () => {
+  it('logs a failing handler with the path its redactPath masks, never the query', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
+    const server = new HttpServer(
+      {},
+      { logger, redactPath: (p) => p.replace(/^(\/live\/[^/]+\/)[^/]+(\/[^/]+)$/, '$1…$2') },
+    ).route('PUT', '/live/*', () => {
+      throw new TypeError('handler bug');
+    });
+    await server.listen();
+    try {
+      const res = await fetch(`${server.url}/live/cam/s3cr3tkey/1.ts?token=qu3ry`, {
+        method: 'PUT',
+        body: 'x',
+      });
+      expect(res.status).toBe(500);
+      const failed = lines.find((l) => l.includes('http handler failed'));
+      expect(failed).toBeDefined();
+      expect(failed).toContain('/live/cam/…/1.ts');
+      expect(lines.join('\n')).not.toContain('s3cr3tkey');
+      expect(lines.join('\n')).not.toContain('qu3ry');
+    } finally {
+      await server.close();
+    }
+  });
+});

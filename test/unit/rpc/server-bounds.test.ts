@@ -177,14 +177,15 @@ describe('rpc server resource limits', () => {
     const reply = await client(server.url).transcode({ segment: new Uint8Array(MiB) });
     expect(reply.ticketParams?.faceValue).toEqual(new Uint8Array([16, 0]));
     const results = await Promise.all(drips.map((d) => d.done));
-    // Default grace 2 s at 256 KiB/s: every drip is gone well before its 20 MiB could arrive.
-    expect(Date.now() - started).toBeLessThan(15_000);
+    // Default grace 5 s at 64 KiB/s: every drip is gone well before its 20 MiB could arrive.
+    // (Room for a loaded machine: the watchdog's clock stops while this process is starved.)
+    expect(Date.now() - started).toBeLessThan(25_000);
     for (const [i, r] of results.entries()) {
       expect(r.rstCode, `stream ${i}`).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
     }
     expect(server.stats.streamsReset.bodyTooSlow).toBe(300);
     expect(server.stats.inFlightBytes).toBe(0);
-  }, 30_000);
+  }, 60_000);
 
   it('resets a stream that stops sending, and one that outlasts the body deadline', async () => {
     const server = await serve({ bodyIdleTimeoutMs: 300, bodyTimeoutMs: 1_500, minBodyBytesPerSecond: 1 });
@@ -309,6 +310,14 @@ describe('rpc server resource limits', () => {
     expect((await info.done).grpcStatus).toBe(0);
     await until(() => sessionClosed, 10_000, 'the idle session to be closed');
     expect(server.stats.sessionsTimedOut.idle).toBe(1);
+  });
+
+  it('lets a client whose idle connection was closed call again over a new one', async () => {
+    const server = await serve({ idleTimeoutMs: 300 });
+    const c = client(server.url);
+    await c.getOrchestratorInfo({});
+    await until(() => server.stats.sessionsTimedOut.idle === 1, 10_000, 'the idle session to be closed');
+    await expect(c.getOrchestratorInfo({})).resolves.toBeDefined();
   });
 
   it('tells handlers the remote IP address without the port', async () => {
