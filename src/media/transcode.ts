@@ -279,7 +279,9 @@ function checkTimestamps(video: TsVideoFacts): void {
       },
     );
   }
-  const span = video.frames > 1 ? (video.duration * (video.frames - 1) * PTS_HZ) / video.frames : 0;
+  // One picture has no span to check; whether a single frame is taken at all is `minFrames`' call (default 2).
+  if (video.frames < 2) return;
+  const span = (video.duration * (video.frames - 1) * PTS_HZ) / video.frames;
   const fps = t.medianInterval > 0 ? PTS_HZ / t.medianInterval : 0;
   const atRate = t.medianInterval > 0 ? span / t.medianInterval + 1 : 0;
   const slack = Math.max(SPAN_SLACK_FRAMES, video.frames * SPAN_SLACK_SHARE);
