@@ -53,6 +53,7 @@ import { type MediaTools, resolveMediaTools } from '../src/media/ffmpeg.js';
 import { resolveProfiles } from '../src/media/profiles.js';
 import { type Segment, TsSegmenter } from '../src/media/segmenter.js';
 import { sleep } from '../src/node/abort.js';
+import { createLogger } from '../src/node/logger.js';
 import {
   ATTACK_CASES,
   type AttackCase,
@@ -62,6 +63,7 @@ import {
   httpRequest,
   type ToAttacker,
 } from './attack/common.js';
+import { requestSigner } from './attack/rpc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = here.endsWith(join('dist', 'bench')) ? join(here, '../..') : join(here, '..');
@@ -95,19 +97,35 @@ function progress(msg: string): void {
 }
 
 /**
- * STREAM KEY — the one place the honest broadcaster's ingest credentials are set (issue 9 §6: keys with
- * `--stream-keys FILE`, or the option BroadcasterNode takes for them). With a key configured, the ingestFlood
- * attacker's pushes (no key) are refused; with neither keys nor webhook, loopback pushes are accepted. Today's
- * BroadcasterNode has no key option yet: `nodeOptions` is empty, and the header below is ignored by it.
- * When the option lands, pass the key here (and keep the push's credentials in step).
+ * STREAM KEY — the one place the honest broadcaster's ingest credentials are made (issue 9 §6): a key for its
+ * stream in a stream-keys file (`createStreamKey`, what `streamflow broadcaster keys create NAME` runs), the file
+ * given to the node (`streamKeysFile`, the CLI's `--stream-keys FILE`), the key sent with every push
+ * (`Authorization: Bearer <key>`). With a key configured, the ingestFlood attacker's pushes (no key) are
+ * refused. On a tree without stream keys (ingest before §6: loopback publishes are all accepted) it returns no
+ * options and no headers, and `keyed` is false; the report says which (`meta.streamKeys`).
  */
-const HONEST_STREAM_KEY = 'bench-attack-honest-3f1c9a7e52d04b68';
-function honestIngestAuth(): {
+async function honestIngestAuth(
+  dir: string,
+  streamId: string,
+): Promise<{
   nodeOptions: Partial<BroadcasterNodeOptions>;
   headers: Record<string, string>;
-} {
-  return { nodeOptions: {}, headers: { Authorization: `Bearer ${HONEST_STREAM_KEY}` } };
+  keyed: boolean;
+}> {
+  type CreateStreamKey = (file: string, name: string) => Promise<{ key: string }>;
+  const mod = (await import(INGEST_AUTH).catch(() => undefined)) as
+    | { createStreamKey?: CreateStreamKey }
+    | undefined;
+  if (!mod?.createStreamKey) return { nodeOptions: {}, headers: {}, keyed: false };
+  const file = join(dir, 'stream-keys.json');
+  const { key } = await mod.createStreamKey(file, streamId);
+  // The option's name as the ingest helper's BroadcasterNodeOptions spells it.
+  const nodeOptions = { streamKeysFile: file } as Partial<BroadcasterNodeOptions>;
+  return { nodeOptions, headers: { Authorization: `Bearer ${key}` }, keyed: true };
 }
+
+/** Loaded by path so the bench also runs on a tree without stream keys. */
+const INGEST_AUTH = '../src/broadcaster/ingest-auth.js';
 
 function quantile(xs: readonly number[], q: number): number | null {
   const s = [...xs].sort((a, b) => a - b);
@@ -444,7 +462,8 @@ async function runCase(
     progress(`${name}: orchestrator ${orchestrator.pid} up at ${orchestrator.url}`);
 
     const profiles = resolveProfiles(PROFILES);
-    const auth = honestIngestAuth();
+    const streamId = `honest-${name}`;
+    const auth = await honestIngestAuth(ctx.dir, streamId);
     const bKey = (ctx.devnet.accounts[BROADCASTER] as { privateKey: Hex }).privateKey;
     broadcaster = new BroadcasterNode(
       {
@@ -461,12 +480,15 @@ async function runCase(
         manifest: ctx.devnet.manifest,
         privateKey: bKey,
         tools: ctx.tools,
+        logger: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'silent' }),
       },
     );
     await broadcaster.start();
-    const streamId = `honest-${name}`;
     const timings = new Map<number, Timing>();
     let inFlight = 0;
+    /** Renditions the broadcaster got (and paid for) on streams that are not the honest one. */
+    let otherRenditions = 0;
+    let otherSegments = 0;
     const jobs = broadcaster.jobs;
     const transcode = jobs.transcode.bind(jobs);
     jobs.transcode = async (task, signal) => {
@@ -475,6 +497,10 @@ async function runCase(
       try {
         const outcome = await transcode(task, signal);
         if (task.streamId === streamId) timings.set(task.seq, { ms: performance.now() - t0, ok: true });
+        else {
+          otherSegments++;
+          otherRenditions += outcome.renditions.length;
+        }
         return outcome;
       } catch (err) {
         if (task.streamId === streamId) {
@@ -550,8 +576,9 @@ async function runCase(
     const measured = ctx.media.measured.map((s) => timings.get(s.seq));
     const stream = broadcaster.streams.get(streamId);
     const records = new Map((stream?.records ?? []).map((r) => [r.seq, r]));
+    // Verified by the job manager and, while the stream's records are still held, published with renditions.
     const ok = ctx.media.measured.filter(
-      (s, i) => measured[i]?.ok && records.get(s.seq)?.orchestrator !== undefined,
+      (s, i) => measured[i]?.ok && (!stream || records.get(s.seq)?.orchestrator !== undefined),
     );
     const okMs = ok.map((s) => (timings.get(s.seq) as Timing).ms);
     const failures: Record<string, number> = {};
@@ -559,19 +586,14 @@ async function runCase(
       if (t && !t.ok) failures[t.code ?? 'error'] = (failures[t.code ?? 'error'] ?? 0) + 1;
       if (!t) failures.neverTranscoded = (failures.neverTranscoded ?? 0) + 1;
     }
-    let floodStreams = 0;
-    let floodRenditions = 0;
-    for (const [id, s] of broadcaster.streams) {
-      if (id === streamId) continue;
-      floodStreams++;
-      floodRenditions += s.snapshot().renditions;
-    }
+    let otherStreamsAtEnd = 0;
+    for (const id of broadcaster.streams.keys()) if (id !== streamId) otherStreamsAtEnd++;
     const status = await httpRequest(`${orchestrator.statusUrl}/status`, { method: 'GET', timeoutMs: 5_000 })
       .then((r) => JSON.parse(r.body) as { segments?: number })
       .catch(() => undefined);
     sampler.stop();
     const servedRenditions =
-      name === 'ingestFlood' ? floodRenditions : name === 'none' ? 0 : (result?.servedRenditions ?? null);
+      name === 'ingestFlood' ? otherRenditions : name === 'none' ? 0 : (result?.servedRenditions ?? null);
     return {
       honest: {
         successRate: round(ok.length / ctx.media.measured.length, 3),
@@ -579,6 +601,7 @@ async function runCase(
         p95Ms: round(quantile(okMs, 0.95)),
         maxMs: round(okMs.length > 0 ? Math.max(...okMs) : null),
         transcoded: ok.length,
+        streamKey: auth.keyed,
         failed: failures,
         pushes: pushStatus,
         streamSeconds: round(streamSeconds),
@@ -599,9 +622,12 @@ async function runCase(
         sent: result?.sent ?? null,
         outcomes: result?.outcomes ?? {},
         ...(result?.extra ?? {}),
-        ...(name === 'ingestFlood' ? { streamsAtBroadcaster: floodStreams } : {}),
+        ...(name === 'ingestFlood'
+          ? { segmentsPaidByBroadcaster: otherSegments, streamsAtBroadcasterAtEnd: otherStreamsAtEnd }
+          : {}),
       },
       durationS: round((performance.now() - started) / 1000),
+      loadavg1mAtEnd: round(loadavg()[0] ?? 0, 2),
     };
   } finally {
     await attacker?.stop().catch(() => undefined);
@@ -675,6 +701,8 @@ async function main(): Promise<void> {
     const report = flatten({
       meta: {
         sha: head.sha,
+        streamKeys: Object.values(results).some((r) => (r.honest as { streamKey?: boolean }).streamKey),
+        signedRequests: (await requestSigner()) !== undefined,
         dirty: head.dirty,
         cases: cases.join(','),
         segments: SEGMENTS,

@@ -15,7 +15,7 @@ import type { TicketParams } from '../../src/pm/types.js';
 import { paymentToProto, profileToProto } from '../../src/rpc/convert.js';
 import type { DigestSigner } from '../../src/rpc/signing.js';
 import { type AttackConfig, type AttackResult, pause, Tally } from './common.js';
-import { connect, type TranscodeRequestInit, transcodeOnce } from './rpc.js';
+import { connect, signatureFields, type TranscodeRequestInit, transcodeOnce, withSignature } from './rpc.js';
 
 const CONNECTIONS = 50;
 /** The recipient's `maxTicketsPerPayment` today. */
@@ -34,32 +34,39 @@ function badSignatures(n: number): Uint8Array[] {
 }
 
 /**
- * The flood's request: the attacker's own address as sender (today nothing else binds a request to a
- * sender), real params, bad tickets, a small valid segment.
+ * The flood's request: the attacker's own address as sender (and, where requests are signed, its own valid
+ * signature: the sender is who it claims to be, only its tickets are bad), real params, bad tickets, a small
+ * valid segment.
  */
-function floodRequest(o: {
-  sender: Address;
+async function floodRequest(o: {
+  signer: DigestSigner & { address: Address };
+  orchestrator: Address;
   params: TicketParams;
   signatures: readonly Uint8Array[];
   segment: Uint8Array;
   profiles: readonly Profile[];
   streamId: string;
   seq: number;
-}): TranscodeRequestInit {
-  return {
-    metadata: {
-      streamId: o.streamId,
-      seq: BigInt(o.seq),
-      durationMs: 1000,
-      profiles: o.profiles.map(profileToProto),
-    },
+}): Promise<TranscodeRequestInit> {
+  const metadata = {
+    streamId: o.streamId,
+    seq: BigInt(o.seq),
+    durationMs: 1000,
+    profiles: o.profiles.map(profileToProto),
+  };
+  const req: TranscodeRequestInit = {
+    metadata,
     segment: o.segment,
     payment: paymentToProto({
-      sender: o.sender,
+      sender: o.signer.address,
       params: o.params,
       tickets: o.signatures.map((signature, i) => ({ senderNonce: BigInt(i + 1), signature })),
     }),
   };
+  return withSignature(
+    req,
+    await signatureFields(o.signer, o.orchestrator, o.signer.address, { metadata, segment: o.segment }),
+  );
 }
 
 export async function badSignatureFlood(
@@ -92,8 +99,9 @@ export async function badSignatureFlood(
       const rpc = connect(cfg.orchestratorUrl, AbortSignal.any([signal, conn.signal]));
       tally.sent++;
       tally.add('tickets', TICKETS_PER_PAYMENT);
-      const req = floodRequest({
-        sender: account.address,
+      const req = await floodRequest({
+        signer,
+        orchestrator: cfg.orchestratorAddress,
         params,
         signatures,
         segment,

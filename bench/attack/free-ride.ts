@@ -8,12 +8,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { type Address, getAddress } from 'viem';
+import type { Address } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import type { Profile } from '../../src/media/profiles.js';
 import { PRESETS } from '../../src/media/profiles.js';
 import { paymentToProto, profileToProto } from '../../src/rpc/convert.js';
+import type { DigestSigner } from '../../src/rpc/signing.js';
 import { type AttackConfig, type AttackResult, dummyParams, pause, Tally } from './common.js';
-import { connect, type TranscodeRequestInit, transcodeOnce } from './rpc.js';
+import { connect, signatureFields, type TranscodeRequestInit, transcodeOnce, withSignature } from './rpc.js';
 
 const D1_WORKERS = 2;
 const D2_WORKERS = 1;
@@ -47,50 +49,64 @@ export function stripVideoTimestamps(segment: Uint8Array): Uint8Array {
   return out;
 }
 
-/** A random address nobody funded: D1's throwaway sender. */
-function throwawayAddress(): Address {
-  return getAddress(`0x${randomBytes(20).toString('hex')}`);
-}
-
-/** D1's request: no tickets, a throwaway sender, a segment without timestamps. */
-function d1Request(o: {
+/**
+ * D1's request: no tickets, a throwaway sender, a segment without timestamps. Where requests are signed, the
+ * throwaway key signs it: the sender is real, only nobody funded it.
+ */
+async function d1Request(o: {
   orchestrator: Address;
   segment: Uint8Array;
   profiles: readonly Profile[];
   seq: number;
-}): TranscodeRequestInit {
-  const sender = throwawayAddress();
-  return {
-    metadata: {
-      streamId: `d1-${randomBytes(6).toString('hex')}`,
-      seq: BigInt(o.seq),
-      durationMs: 2000,
-      profiles: o.profiles.map(profileToProto),
-    },
+}): Promise<TranscodeRequestInit> {
+  const throwaway = privateKeyToAccount(generatePrivateKey());
+  const sender = throwaway.address;
+  const metadata = {
+    streamId: `d1-${randomBytes(6).toString('hex')}`,
+    seq: BigInt(o.seq),
+    durationMs: 2000,
+    profiles: o.profiles.map(profileToProto),
+  };
+  const req: TranscodeRequestInit = {
+    metadata,
     segment: o.segment,
     payment: paymentToProto({ sender, params: dummyParams(o.orchestrator, sender), tickets: [] }),
   };
+  const signer = throwaway as unknown as DigestSigner;
+  return withSignature(
+    req,
+    await signatureFields(signer, o.orchestrator, sender, { metadata, segment: o.segment }),
+  );
 }
 
-/** D2's request: no tickets, in the victim's name and on the victim's stream. */
-function d2Request(o: {
+/**
+ * D2's request: no tickets, in the victim's name and on the victim's stream. The attacker cannot sign as the
+ * victim; where requests are signed, it signs with its own key (a wrong signer).
+ */
+async function d2Request(o: {
+  attacker: DigestSigner;
   orchestrator: Address;
   victim: Address;
   streamId: string;
   segment: Uint8Array;
   profiles: readonly Profile[];
   seq: number;
-}): TranscodeRequestInit {
-  return {
-    metadata: {
-      streamId: o.streamId,
-      seq: BigInt(o.seq),
-      durationMs: 1000,
-      profiles: o.profiles.map(profileToProto),
-    },
+}): Promise<TranscodeRequestInit> {
+  const metadata = {
+    streamId: o.streamId,
+    seq: BigInt(o.seq),
+    durationMs: 1000,
+    profiles: o.profiles.map(profileToProto),
+  };
+  const req: TranscodeRequestInit = {
+    metadata,
     segment: o.segment,
     payment: paymentToProto({ sender: o.victim, params: dummyParams(o.orchestrator, o.victim), tickets: [] }),
   };
+  return withSignature(
+    req,
+    await signatureFields(o.attacker, o.orchestrator, o.victim, { metadata, segment: o.segment }),
+  );
 }
 
 export async function freeRide(
@@ -102,6 +118,7 @@ export async function freeRide(
   const stripped = stripVideoTimestamps(new Uint8Array(await readFile(cfg.segmentPath)));
   const tiny = new Uint8Array(await readFile(cfg.tinySegmentPath));
   const small = [PRESETS['240p30'] as Profile];
+  const attacker = privateKeyToAccount(cfg.attackerKey) as unknown as DigestSigner;
   const rpc = connect(cfg.orchestratorUrl, signal);
   let seq = 1_000_000;
   let replies = 0;
@@ -110,13 +127,14 @@ export async function freeRide(
     while (!signal.aborted && tally.sent < MAX_REQUESTS) {
       const req =
         kind === 'd1'
-          ? d1Request({
+          ? await d1Request({
               orchestrator: cfg.orchestratorAddress,
               segment: stripped,
               profiles: cfg.profiles,
               seq: seq++,
             })
-          : d2Request({
+          : await d2Request({
+              attacker,
               orchestrator: cfg.orchestratorAddress,
               victim: cfg.honest.address,
               streamId: cfg.honest.streamId,

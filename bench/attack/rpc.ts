@@ -1,13 +1,16 @@
 /** The attacker's side of the Orchestrator service: one `Transcode` call, its reply reduced to a tally. */
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
+import { type Address, type Hex, hexToBytes } from 'viem';
 import type { TicketParams } from '../../src/pm/types.js';
 import { ticketParamsFromProto } from '../../src/rpc/convert.js';
 import { fromConnectError } from '../../src/rpc/errors.js';
+import type { Profile as ProfileMessage } from '../../src/rpc/gen/streamflow/v1/common_pb.js';
 import {
   Orchestrator,
   type TranscodeRequestSchema,
 } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
+import { contentHash, type DigestSigner } from '../../src/rpc/signing.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { codeOf } from './common.js';
 
@@ -49,4 +52,71 @@ export async function transcodeOnce(
   } catch (err) {
     return { outcome: codeOf(fromConnectError(err)), renditions: 0, params: undefined };
   }
+}
+
+/** What `signTranscodeRequest` (src/rpc/request-auth.ts, issue 9 §1) takes and returns. */
+type SignTranscodeRequest = (
+  signer: DigestSigner,
+  f: {
+    orchestrator: Address;
+    sender: Address;
+    streamId: string;
+    seq: bigint;
+    segmentHash: Hex;
+    metadata: { durationMs: number; profiles: readonly ProfileMessage[] };
+  },
+) => Promise<{ issuedAtMs: bigint; nonce: Uint8Array; signature: Hex }>;
+
+// Request signatures arrive with issue 9 §1 (src/rpc/request-auth.ts). Loaded by path, so the bench runs on a
+// tree with or without them: without, requests go unsigned (nothing checks); with, each attack signs as the
+// attack would (its own key, a throwaway key, or a key that is not the claimed sender's).
+const REQUEST_AUTH = '../../src/rpc/request-auth.js';
+let loading: Promise<SignTranscodeRequest | undefined> | undefined;
+
+/** The project's request signer, when this tree has one. */
+export function requestSigner(): Promise<SignTranscodeRequest | undefined> {
+  loading ??= import(REQUEST_AUTH)
+    .then((m: { signTranscodeRequest?: SignTranscodeRequest }) => m.signTranscodeRequest)
+    .catch(() => undefined);
+  return loading;
+}
+
+/**
+ * The signature fields of a `TranscodeRequest` (`issuedAtMs`, `nonce`, `signature`) made by `signer` for
+ * `req`, or none on a tree without request signatures.
+ */
+export async function signatureFields(
+  signer: DigestSigner,
+  orchestrator: Address,
+  sender: Address,
+  req: { metadata: SegmentMetadataInit; segment: Uint8Array },
+): Promise<Record<string, unknown>> {
+  const sign = await requestSigner();
+  if (!sign) return {};
+  const m = req.metadata;
+  const signed = await sign(signer, {
+    orchestrator,
+    sender,
+    streamId: m.streamId,
+    seq: m.seq,
+    segmentHash: contentHash(req.segment),
+    metadata: { durationMs: m.durationMs, profiles: m.profiles },
+  });
+  return { issuedAtMs: signed.issuedAtMs, nonce: signed.nonce, signature: hexToBytes(signed.signature) };
+}
+
+/** The metadata every attack builds (profiles already in wire form). */
+export interface SegmentMetadataInit {
+  streamId: string;
+  seq: bigint;
+  durationMs: number;
+  profiles: ProfileMessage[];
+}
+
+/** A request with the signature fields added (the schema of a tree without them ignores unknown fields). */
+export function withSignature(
+  req: TranscodeRequestInit,
+  fields: Record<string, unknown>,
+): TranscodeRequestInit {
+  return { ...req, ...fields } as TranscodeRequestInit;
 }

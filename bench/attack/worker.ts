@@ -3,6 +3,7 @@
  * attack on `start`, stops it on `stop`, on a lost parent or after `config.maxMs`, and sends its tally back.
  * A process of its own so the attacker's CPU and memory are not the measured nodes'.
  */
+import { setMaxListeners } from 'node:events';
 import { badSignatureFlood } from './bad-signature-flood.js';
 import type { AttackConfig, AttackResult, FromAttacker, ToAttacker } from './common.js';
 import { freeRide } from './free-ride.js';
@@ -18,6 +19,8 @@ type Attack = (
 const ATTACKS: Record<AttackConfig['case'], Attack> = { badSignatureFlood, slowloris, freeRide, ingestFlood };
 
 const controller = new AbortController();
+// Every connection of a flood listens to the one signal: not a leak.
+setMaxListeners(0, controller.signal);
 
 /** Resolves once the message is handed to the channel (so a last message is not lost to disconnect()). */
 function send(msg: FromAttacker): Promise<void> {
