@@ -84,6 +84,12 @@ const RSS_KILL_MB = Number(process.env.BENCH_RSS_KILL_MB ?? 4096);
 const READY_TIMEOUT_MS = 20_000;
 /** Hard bound on each attacker process, ms. */
 const ATTACK_MAX_MS = 180_000;
+/**
+ * Source address of the attacker's sockets: a loopback address of its own (Linux routes all of 127/8 to lo),
+ * as a stranger on the network has one, so limits keyed by remote address can tell it from the honest
+ * broadcaster on 127.0.0.1. `BENCH_ATTACKER_ADDRESS=127.0.0.1` puts both on one address (one NAT).
+ */
+const ATTACKER_ADDRESS = process.env.BENCH_ATTACKER_ADDRESS ?? '127.0.0.2';
 const TARGET_P50_RATIO = 1.25;
 const TARGET_RSS_MB = 600;
 
@@ -543,6 +549,7 @@ async function runCase(
         segmentPath: ctx.media.segmentPath,
         tinySegmentPath: ctx.media.tinySegmentPath,
         profiles: [...profiles],
+        localAddress: ATTACKER_ADDRESS === '127.0.0.1' ? undefined : ATTACKER_ADDRESS,
         maxMs: ATTACK_MAX_MS,
       });
       const timeout = sleep(READY_TIMEOUT_MS).then(() => false);
@@ -713,7 +720,8 @@ async function main(): Promise<void> {
         pushSchedule: `one PUT every ${SEGMENT_SECONDS} s, not waiting for the previous`,
         orchestrator: `own process, fresh per case (new data dir), --local-capacity ${LOCAL_CAPACITY}, price ${PRICE_PER_PIXEL} wei/pixel`,
         broadcaster: 'in the bench process, fresh per case, new stream id per case',
-        attacker: 'own process per case (bench/attack/worker.js), 127.0.0.1 only',
+        attacker: 'own process per case (bench/attack/worker.js), traffic to 127.0.0.1 only',
+        attackerSourceAddress: ATTACKER_ADDRESS,
         rssSampleMs: RSS_SAMPLE_MS,
         roundLengthBlocks: 1000,
         machine: {

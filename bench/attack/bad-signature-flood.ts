@@ -96,7 +96,7 @@ export async function badSignatureFlood(
     while (!signal.aborted && tally.sent < MAX_PAYMENTS) {
       // A connection per payment: a new remote port each time.
       const conn = new AbortController();
-      const rpc = connect(cfg.orchestratorUrl, AbortSignal.any([signal, conn.signal]));
+      const rpc = connect(cfg.orchestratorUrl, AbortSignal.any([signal, conn.signal]), cfg.localAddress);
       tally.sent++;
       tally.add('tickets', TICKETS_PER_PAYMENT);
       const req = await floodRequest({

@@ -31,6 +31,11 @@ export interface AttackConfig {
   tinySegmentPath: string;
   /** The renditions the honest broadcaster asks for. */
   profiles: Profile[];
+  /**
+   * Source address of every attacker socket (to 127.0.0.1): an address of its own on the loopback network, as
+   * a stranger has, so per-address limits tell it from the honest broadcaster. Undefined: 127.0.0.1 too.
+   */
+  localAddress: string | undefined;
   /** Hard bound on the attack's run time, ms, whether or not it is told to stop. */
   maxMs: number;
 }
@@ -145,6 +150,7 @@ export function httpRequest(
     timeoutMs: number;
     signal?: AbortSignal;
     agent?: Agent;
+    localAddress?: string | undefined;
   },
 ): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
@@ -159,6 +165,7 @@ export function httpRequest(
         },
         signal: AbortSignal.any(signals),
         ...(init.agent ? { agent: init.agent } : {}),
+        ...(init.localAddress ? { localAddress: init.localAddress } : {}),
       },
       (res) => {
         let body = '';

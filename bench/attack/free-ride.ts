@@ -119,7 +119,7 @@ export async function freeRide(
   const tiny = new Uint8Array(await readFile(cfg.tinySegmentPath));
   const small = [PRESETS['240p30'] as Profile];
   const attacker = privateKeyToAccount(cfg.attackerKey) as unknown as DigestSigner;
-  const rpc = connect(cfg.orchestratorUrl, signal);
+  const rpc = connect(cfg.orchestratorUrl, signal, cfg.localAddress);
   let seq = 1_000_000;
   let replies = 0;
 

@@ -33,7 +33,11 @@ export async function ingestFlood(
 ): Promise<AttackResult> {
   const tally = new Tally();
   const segment = new Uint8Array(await readFile(cfg.tinySegmentPath));
-  const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: CONCURRENCY,
+    ...(cfg.localAddress ? { localAddress: cfg.localAddress } : {}),
+  });
   const run = randomBytes(3).toString('hex');
   const started = Date.now();
   let next = 0;
@@ -55,13 +59,14 @@ export async function ingestFlood(
           timeoutMs: 30_000,
           signal,
           agent,
+          localAddress: cfg.localAddress,
         });
         tally.count(`http${res.status}`);
       } catch (err) {
         if (signal.aborted) break;
         tally.count(codeOf(err));
       }
-      if (tally.sent === 50) hooks.ready();
+      if (tally.sent >= 50) hooks.ready();
     }
   };
   const timer = setInterval(

@@ -1,6 +1,8 @@
 /** The attacker's side of the Orchestrator service: one `Transcode` call, its reply reduced to a tally. */
+import { connect as netConnect, type Socket } from 'node:net';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
+import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
 import { type Address, type Hex, hexToBytes } from 'viem';
 import type { TicketParams } from '../../src/pm/types.js';
 import { ticketParamsFromProto } from '../../src/rpc/convert.js';
@@ -10,6 +12,7 @@ import {
   Orchestrator,
   type TranscodeRequestSchema,
 } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/rpc/options.js';
 import { contentHash, type DigestSigner } from '../../src/rpc/signing.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { codeOf } from './common.js';
@@ -17,9 +20,35 @@ import { codeOf } from './common.js';
 export type TranscodeRequestInit = MessageInitShape<typeof TranscodeRequestSchema>;
 export type OrchestratorRpc = Client<typeof Orchestrator>;
 
-/** A client on a connection of its own; aborting `signal` closes the connection. */
-export function connect(url: string, signal: AbortSignal): OrchestratorRpc {
-  return createClient(Orchestrator, createRpcTransport(url, { signal }));
+/**
+ * A client on a connection of its own, from `localAddress` (the attacker's own loopback address; the
+ * project's `createRpcTransport` does not take one, so this is its transport with that one option added);
+ * aborting `signal` closes the connection.
+ */
+export function connect(url: string, signal: AbortSignal, localAddress: string | undefined): OrchestratorRpc {
+  if (localAddress === undefined) return createClient(Orchestrator, createRpcTransport(url, { signal }));
+  const sessionManager = new Http2SessionManager(
+    url,
+    { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
+    { createConnection: fromAddress(url, localAddress) },
+  );
+  signal.addEventListener('abort', () => sessionManager.abort(), { once: true });
+  if (signal.aborted) sessionManager.abort();
+  const transport = createGrpcTransport({
+    baseUrl: url,
+    sessionManager,
+    readMaxBytes: DEFAULT_MAX_MESSAGE_BYTES,
+    writeMaxBytes: DEFAULT_MAX_MESSAGE_BYTES,
+    useBinaryFormat: true,
+    acceptCompression: [],
+  });
+  return createClient(Orchestrator, transport);
+}
+
+/** An HTTP/2 `createConnection` that dials `url` from `localAddress` (h2c only: the bench's RPC is cleartext). */
+export function fromAddress(url: string, localAddress: string): () => Socket {
+  const u = new URL(url);
+  return () => netConnect({ host: u.hostname, port: Number(u.port), localAddress });
 }
 
 /** How one call ended: `ok` with the renditions it returned, or the refusal's or failure's code. */

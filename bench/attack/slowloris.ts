@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import http2 from 'node:http2';
 import { type AttackConfig, type AttackResult, pause, Tally } from './common.js';
+import { fromAddress } from './rpc.js';
 
 const STREAMS = 500;
 const CONNECTIONS = 10;
@@ -56,7 +57,10 @@ export async function slowloris(
   const sessionFor = (i: number): http2.ClientHttp2Session => {
     const s = session[i];
     if (s && !s.closed && !s.destroyed) return s;
-    const fresh = http2.connect(cfg.orchestratorUrl);
+    const fresh = http2.connect(
+      cfg.orchestratorUrl,
+      cfg.localAddress ? { createConnection: fromAddress(cfg.orchestratorUrl, cfg.localAddress) } : {},
+    );
     tally.add('connectionsOpened');
     fresh.on('error', () => tally.count('connectionError'));
     fresh.on('goaway', () => tally.count('goaway'));
@@ -108,7 +112,8 @@ export async function slowloris(
     while (!signal.aborted && Date.now() < deadline) {
       const missing = Math.min(STREAMS - open.size, REOPENS_PER_SECOND / 10, MAX_OPENS - opens);
       for (let i = 0; i < missing; i++) openOne(opens);
-      if (!announced && (open.size >= STREAMS || opens >= STREAMS * 2)) {
+      // Up once every stream was declared at least once (a server that drops them keeps the count below 500).
+      if (!announced && opens >= STREAMS) {
         announced = true;
         hooks.ready();
       }
