@@ -13,7 +13,9 @@
  * --local-capacity 2 --no-register --metrics-port 0`, new data dir), so its memory is its own; an honest
  * `BroadcasterNode` in this process (static orchestrator list, profiles 480p30,360p30,240p30, HTTP push ingest,
  * a stream key — see `honestIngestAuth`), on a new stream id; the attacker as a third process
- * (bench/attack/worker.ts, one module per attack in bench/attack/). Order: the broadcaster pushes 2 warm-up
+ * (bench/attack/worker.ts, one module per attack in bench/attack/), every socket of it to 127.0.0.1 from a
+ * loopback address of its own (127.0.0.2, `BENCH_ATTACKER_ADDRESS`): a stranger is not on the honest
+ * broadcaster's address, and limits keyed by remote address must be able to tell them apart. Order: the broadcaster pushes 2 warm-up
  * segments (connection, params, ffmpeg page cache), the attacker starts and reports when its attack is up, then
  * the 30 measured segments are pushed over HTTP (`PUT /live/<stream>/<seq>.ts`) on a live schedule, one every
  * 2 s whether or not the previous one is done; then the attacker is stopped.
@@ -28,6 +30,10 @@
  * - `attacker.servedRenditions`: renditions the attacker got without paying: every rendition in a reply to the
  *   RPC attacks (none of them pays), and for ingestFlood the renditions the honest broadcaster's deposit paid
  *   for on the attacker's streams (from its stream records).
+ * The bench runs on trees before and after issue 9: request signatures (src/rpc/request-auth.ts) and stream
+ * keys (src/broadcaster/ingest-auth.ts) are used where the tree has them (loaded by path, `meta.signedRequests`,
+ * `meta.streamKeys`): the flood signs with the attacker's own key, D1 with a throwaway key, D2 with a key that
+ * is not the victim's.
  * Targets: successRate 1.0 in every case; p50 ≤ 1.25 × `none.honest.p50Ms`; rssPeakMb ≤ 600;
  * servedRenditions 0. An orchestrator above BENCH_RSS_KILL_MB (default 4096) is killed so the machine survives.
  */
