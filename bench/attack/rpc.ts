@@ -27,9 +27,11 @@ export type OrchestratorRpc = Client<typeof Orchestrator>;
  */
 export function connect(url: string, signal: AbortSignal, localAddress: string | undefined): OrchestratorRpc {
   if (localAddress === undefined) return createClient(Orchestrator, createRpcTransport(url, { signal }));
+  // No keep-alive pings: a connection lives for one payment, and a ping timing out on an overloaded orchestrator
+  // surfaces as an 'error' event nobody listens to.
   const sessionManager = new Http2SessionManager(
     url,
-    { pingIntervalMs: 10_000, pingTimeoutMs: 5_000 },
+    {},
     { createConnection: fromAddress(url, localAddress) },
   );
   signal.addEventListener('abort', () => sessionManager.abort(), { once: true });

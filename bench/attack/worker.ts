@@ -19,6 +19,15 @@ type Attack = (
 const ATTACKS: Record<AttackConfig['case'], Attack> = { badSignatureFlood, slowloris, freeRide, ingestFlood };
 
 const controller = new AbortController();
+/**
+ * Errors no attack code could catch (an HTTP/2 session of the client library emitting 'error' with no listener,
+ * e.g. a ping timing out on an overloaded target): counted and survived, since an attacker does not give up.
+ */
+let uncaught = 0;
+process.on('uncaughtException', (err) => {
+  uncaught++;
+  if (uncaught <= 3) process.stderr.write(`attacker: survived ${(err as Error)?.message ?? err}\n`);
+});
 // Every connection of a flood listens to the one signal: not a leak.
 setMaxListeners(0, controller.signal);
 
@@ -42,6 +51,7 @@ async function run(config: AttackConfig): Promise<void> {
       },
       progress: (text) => void send({ type: 'progress', text }),
     });
+    if (uncaught > 0) result.extra.uncaughtErrors = uncaught;
     await send({ type: 'result', result });
   } catch (err) {
     await send({ type: 'failed', error: (err as Error)?.stack ?? String(err) });
