@@ -7,6 +7,7 @@ import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { writeManifest } from '../../src/chain/manifest.js';
 import { mineToNextRound } from '../../src/chain/staking.js';
+import { ticketDomain } from '../../src/chain/ticket-broker.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
 import { tempDir, tools } from '../unit/media/fixtures.js';
 import { Cli } from './fixtures/cli.js';
@@ -23,6 +24,7 @@ import {
   waitFor,
 } from './fixtures/processes.js';
 import { type RpcRecorder, startRpcRecorder } from './fixtures/rpc-recorder.js';
+import { ticketOracle } from './fixtures/ticket-oracle.js';
 
 // §8 of issue 9: the orchestrator that is doing the work is SIGKILLed 10 times, at random moments of a
 // 2-minute RTMP stream, and restarted each time on the same data directory and port. Three orchestrators, so
@@ -35,18 +37,18 @@ import { type RpcRecorder, startRpcRecorder } from './fixtures/rpc-recorder.js';
 //
 // Claims, all counted:
 // - no segment is missing from the HLS output a player sees, none went out as the source;
-// - no winning ticket is lost: every ticket of every acknowledged segment (all tickets win: the face value is
-//   below the expected value, checked on each recorded payment) is in its orchestrator's SQLite after the
-//   last restart, redeemed on chain (TicketBroker.usedTickets) or still queued; none failed or expired.
+// - no winning ticket is lost: every winning ticket of every acknowledged segment (decided by the test itself
+//   from the orchestrator's secret, fixtures/ticket-oracle.ts) is in that orchestrator's SQLite after the last
+//   restart, redeemed on chain (TicketBroker.usedTickets) or still queued; none failed or expired.
 
 const SEED = Number(process.env.CHAOS_SEED ?? 9);
 const KILLS = 10;
 const STREAM_SECONDS = 120;
 const profiles = resolveProfiles('360p30,240p30');
-const WIN_ALWAYS = (1n << 256n) - 1n;
-// Expected value above the face value (2.5 × the redemption's gas cost on an idle devnet, ~1e13 wei): every
-// ticket wins, so each acknowledged ticket is a winner that must not be lost. At the broadcaster's default cap.
-const pm = { expectedValue: 100_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
+// About one ticket per segment (the fee of a segment at this price is ~6e13 wei) and a face value of 50 × the
+// redemption's gas cost: on an idle devnet a third of the segments carry a winner, a few dozen in the stream.
+// (Every ticket winning would make each payment retire its params and race the next segment's payment.)
+const pm = { expectedValue: 60_000_000_000_000n, txCostMultiplier: 50 };
 
 interface Orch {
   name: string;
@@ -217,22 +219,23 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
       const all = Array.from({ length: ingested }, (_, i) => i);
       for (const v of views) expect(v, v.name).toEqual({ name: v.name, seqs: all, standIns: [], bad: [] });
 
-      // The broadcaster's side: the tickets of every acknowledged segment, as sent on the wire.
-      const acked = orchs.flatMap((o) =>
-        o.recorder.transcodes
+      // The broadcaster's side: the winning tickets of every acknowledged segment, as sent on the wire.
+      let ticketsAcked = 0;
+      const acked = orchs.flatMap((o) => {
+        const oracle = ticketOracle(o.dataDir, o.address, ticketDomain(dn.manifest));
+        return o.recorder.transcodes
           .filter((t) => t.ok)
-          .flatMap((t) =>
-            t.payment.tickets.map((x) => ({
+          .flatMap((t) => {
+            ticketsAcked += t.payment.tickets.length;
+            return oracle.winners(t.payment).map((nonce) => ({
               orch: o,
               seq: t.seq,
-              winProb: t.payment.params.winProb,
-              key: `${t.payment.params.recipientRandHash.toLowerCase()}:${x.senderNonce}`,
-            })),
-          ),
-      );
-      expect(acked.length).toBeGreaterThan(ingested);
-      // Every ticket wins: so each acknowledged ticket is a winner, measured rather than assumed.
-      expect(acked.filter((t) => t.winProb !== WIN_ALWAYS)).toEqual([]);
+              key: `${t.payment.params.recipientRandHash.toLowerCase()}:${nonce}`,
+            }));
+          });
+      });
+      // Enough winners for "none lost" to mean something.
+      expect(acked.length).toBeGreaterThanOrEqual(3);
 
       // Let each orchestrator cash what it holds, then stop them cleanly and read their databases.
       await waitFor(
@@ -287,6 +290,7 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
           failovers: s?.failovers,
           kills: schedule,
           killsMidSegment: orchs.reduce((n, o) => n + o.killsMidSegment, 0),
+          ticketsAcked,
           winnersAcked: acked.length,
           winnersStored: storedTotal,
           byStatus,
