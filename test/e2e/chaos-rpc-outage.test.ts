@@ -8,6 +8,7 @@ import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { writeManifest } from '../../src/chain/manifest.js';
 import { RoundClock } from '../../src/chain/round-clock.js';
 import { mineToNextRound } from '../../src/chain/staking.js';
+import { ticketDomain } from '../../src/chain/ticket-broker.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
 import { tempDir, tools } from '../unit/media/fixtures.js';
 import { Cli } from './fixtures/cli.js';
@@ -23,15 +24,16 @@ import {
 } from './fixtures/processes.js';
 import { type RpcRecorder, startRpcRecorder } from './fixtures/rpc-recorder.js';
 import { startTcpProxy, type TcpProxy } from './fixtures/tcp-proxy.js';
+import { ticketOracle } from './fixtures/ticket-oracle.js';
 
 // §8 of issue 9: the chain's JSON-RPC endpoint goes away for 30 s in the middle of a stream. Every node (the
 // orchestrator and the `streamflow broadcaster`) reaches anvil only through a TCP proxy that, for 30 s,
 // resets every open connection and refuses new ones; the outage is timed to cover a round boundary, so the
 // new round must be initialised and rewarded after it. Claims, counted:
 // - the stream goes on: every segment transcoded, none missing from the HLS output;
-// - redemptions resume: every ticket of every acknowledged segment (all tickets win, checked per payment;
-//   read off the wire by a recording proxy) is redeemed on chain after the outage, including those won
-//   during it; none failed or expired;
+// - redemptions resume: every winning ticket of every acknowledged segment (read off the wire by a recording
+//   proxy, the winners decided by the test from the orchestrator's secret) is redeemed on chain after the
+//   outage, including those won during it; none failed or expired;
 // - `reward()` resumes: the orchestrator rewards every round from its first active one to the last, the
 //   round that began during the outage included.
 
@@ -39,9 +41,10 @@ const OUTAGE_MS = 30_000;
 const STREAM_SECONDS = 110;
 // 40-block rounds (40 s at 1 s blocks): the round that starts inside the outage has 20–30 s left after it.
 const ROUND_LENGTH = 40n;
-const profiles = resolveProfiles('360p30,240p30');
-const WIN_ALWAYS = (1n << 256n) - 1n;
-const pm = { expectedValue: 100_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
+const profiles = resolveProfiles('240p30,144p30');
+// About two tickets per segment and a face value of 10 × the redemption's gas cost: on an idle devnet most
+// segments carry a winner, so there are winners to queue while the chain is away.
+const pm = { expectedValue: 12_500_000_000_000n, txCostMultiplier: 10 };
 
 interface StoredTicket {
   ticket_hash: Hex;
@@ -143,7 +146,7 @@ describe('chaos: chain RPC outage', () => {
     );
     const setUpMs = performance.now() - t0;
 
-    const publisher = startPublisher(`${rtmp}/${key}`, tools, STREAM_SECONDS);
+    const publisher = startPublisher(`${rtmp}/${key}`, tools, STREAM_SECONDS, '426x240');
     let publisherErr = '';
     publisher.stderr?.on('data', (d: Buffer) => {
       publisherErr = (publisherErr + d.toString()).slice(-4_000);
@@ -196,17 +199,16 @@ describe('chaos: chain RPC outage', () => {
       const missed: bigint[] = [];
       for (let r = firstActive; r <= lastRound; r++) if (!rewarded.has(r)) missed.push(r);
 
-      // Redemptions resumed: every acknowledged ticket redeemed on chain.
+      // Redemptions resumed: every acknowledged winning ticket redeemed on chain.
+      const oracle = ticketOracle(dataDir, address, ticketDomain(dn.manifest));
       const acked = rec.transcodes
         .filter((t) => t.ok)
         .flatMap((t) =>
-          t.payment.tickets.map((x) => ({
+          oracle.winners(t.payment).map((nonce) => ({
             at: t.at,
-            winProb: t.payment.params.winProb,
-            key: `${t.payment.params.recipientRandHash.toLowerCase()}:${x.senderNonce}`,
+            key: `${t.payment.params.recipientRandHash.toLowerCase()}:${nonce}`,
           })),
         );
-      expect(acked.filter((t) => t.winProb !== WIN_ALWAYS)).toEqual([]);
       await waitFor(
         'every winning ticket to be redeemed',
         () => storedTickets(dataDir).every((t) => t.status === 'redeemed'),
