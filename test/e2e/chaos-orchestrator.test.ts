@@ -213,13 +213,22 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
       const s = status.streams.find((x) => x.id === key);
       expect(s).toBeDefined();
       const ingested = s?.ingested ?? 0;
-      expect(ingested).toBeGreaterThanOrEqual(STREAM_SECONDS / 2 - 2);
+      expect(ingested).toBeGreaterThan(0);
       expect({ transcoded: s?.transcoded, sourceOnly: s?.sourceOnly }).toEqual({
         transcoded: ingested,
         sourceOnly: 0,
       });
       const all = Array.from({ length: ingested }, (_, i) => i);
-      for (const v of views) expect(v, v.name).toEqual({ name: v.name, seqs: all, standIns: [], bad: [] });
+      for (const v of views) {
+        expect({ name: v.name, seqs: v.seqs, standIns: v.standIns, bad: v.bad }).toEqual({
+          name: v.name,
+          seqs: all,
+          standIns: [],
+          bad: [],
+        });
+        // Nothing cut off either end: the playlists cover the whole published stream.
+        expect(v.seconds, v.name).toBeGreaterThanOrEqual(STREAM_SECONDS - 2.5);
+      }
 
       // The broadcaster's side: the winning tickets of every acknowledged segment, as sent on the wire.
       let ticketsAcked = 0;

@@ -185,13 +185,22 @@ describe('chaos: chain RPC outage', () => {
       };
       const s = status.streams.find((x) => x.id === key);
       const ingested = s?.ingested ?? 0;
-      expect(ingested).toBeGreaterThanOrEqual(STREAM_SECONDS / 2 - 2);
+      expect(ingested).toBeGreaterThan(0);
       expect({ transcoded: s?.transcoded, sourceOnly: s?.sourceOnly }, broadcaster.stderr).toEqual({
         transcoded: ingested,
         sourceOnly: 0,
       });
       const all = Array.from({ length: ingested }, (_, i) => i);
-      for (const v of views) expect(v, v.name).toEqual({ name: v.name, seqs: all, standIns: [], bad: [] });
+      for (const v of views) {
+        expect({ name: v.name, seqs: v.seqs, standIns: v.standIns, bad: v.bad }).toEqual({
+          name: v.name,
+          seqs: all,
+          standIns: [],
+          bad: [],
+        });
+        // Nothing cut off either end: the playlists cover the whole published stream.
+        expect(v.seconds, v.name).toBeGreaterThanOrEqual(STREAM_SECONDS - 2.5);
+      }
 
       // reward() resumed: the round that began in the outage is rewarded, and so is every later one.
       const lastRound = (await clock.read()).round;
@@ -260,6 +269,13 @@ describe('chaos: chain RPC outage', () => {
       await rewardWatch;
       if (publisher.exitCode === null) publisher.kill('SIGKILL');
       watch.stop();
+      if (process.env.CHAOS_DEBUG) {
+        const calls = rec.transcodes.map((t) => ({ at: t.at, seq: t.seq, ok: t.ok, error: t.error }));
+        await writeFile(
+          process.env.CHAOS_DEBUG,
+          JSON.stringify({ outage, calls, stderr: broadcaster.stderr }, null, 1),
+        );
+      }
     }
   }, 600_000);
 });

@@ -165,16 +165,35 @@ describe('chaos: remote transcoders SIGKILLed mid-stream', () => {
         }),
       );
       expect(schedule).toHaveLength(KILLS);
-      expect(ingested).toBeGreaterThanOrEqual(STREAM_SECONDS / 2 - 2);
+      expect(ingested).toBeGreaterThan(0);
       expect({ transcoded: s?.transcoded, sourceOnly: s?.sourceOnly }, broadcaster.stderr).toEqual({
         transcoded: ingested,
         sourceOnly: 0,
       });
       const all = Array.from({ length: ingested }, (_, i) => i);
-      for (const v of views) expect(v, v.name).toEqual({ name: v.name, seqs: all, standIns: [], bad: [] });
+      for (const v of views) {
+        expect({ name: v.name, seqs: v.seqs, standIns: v.standIns, bad: v.bad }).toEqual({
+          name: v.name,
+          seqs: all,
+          standIns: [],
+          bad: [],
+        });
+        // Nothing cut off either end: the playlists cover the whole published stream.
+        expect(v.seconds, v.name).toBeGreaterThanOrEqual(STREAM_SECONDS - 2.5);
+      }
     } finally {
       if (publisher.exitCode === null) publisher.kill('SIGKILL');
       watch.stop();
+      if (process.env.CHAOS_DEBUG) {
+        await writeFile(
+          process.env.CHAOS_DEBUG,
+          JSON.stringify(
+            { schedule, broadcaster: broadcaster.stderr, orchestrator: orchestrator.stderr },
+            null,
+            1,
+          ),
+        );
+      }
     }
   }, 480_000);
 });
