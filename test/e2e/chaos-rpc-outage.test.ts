@@ -273,7 +273,11 @@ describe('chaos: chain RPC outage', () => {
         const calls = rec.transcodes.map((t) => ({ at: t.at, seq: t.seq, ok: t.ok, error: t.error }));
         await writeFile(
           process.env.CHAOS_DEBUG,
-          JSON.stringify({ outage, calls, stderr: broadcaster.stderr }, null, 1),
+          JSON.stringify(
+            { outage: { ...outage, round: String(outage.round) }, calls, stderr: broadcaster.stderr },
+            null,
+            1,
+          ),
         );
       }
     }
