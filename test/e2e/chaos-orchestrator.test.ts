@@ -45,6 +45,9 @@ const SEED = Number(process.env.CHAOS_SEED ?? 9);
 const KILLS = 10;
 const STREAM_SECONDS = 120;
 const profiles = resolveProfiles('240p30,144p30');
+// CHAOS_NODE_LOG=info: the nodes' JSON logs on stderr (the broadcaster's at that level too), for a failure's story.
+const nodeEnv = { STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'silent' };
+const cliEnv = { ...process.env, STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'warn' };
 // About one ticket per segment (the fee of a segment into 240p30 + 144p30 at this price is ~2.5e13 wei) and a
 // face value of 20 × the redemption's gas cost: on an idle devnet about a third of the segments carry a
 // winner, a few dozen in the stream. (Every ticket winning would make each payment retire its params and race
@@ -120,7 +123,7 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
         pm,
       };
       await freshRound(dn.signer(0), dn.manifest);
-      const node = await spawnNode(spec);
+      const node = await spawnNode(spec, nodeEnv);
       const recorder = await startRpcRecorder(node.url as string);
       orchs.push({
         name: `o${i}`,
@@ -150,13 +153,17 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
 
     const keyFile = join(tmp.dir, 'broadcaster.key');
     await writeFile(keyFile, `${dn.accounts[4]?.privateKey}\n`, { mode: 0o600 });
-    const broadcaster = new Cli('broadcaster', [
+    const broadcaster = new Cli(
       'broadcaster',
-      ...['--rpc', dn.rpcUrl, '--manifest', manifestPath, '--key-file', keyFile],
-      ...['--orchestrators', orchs.map((o) => o.recorder.url).join(',')],
-      ...['--profiles', profiles.map((p) => p.name).join(','), '--http-port', '0', '--rtmp-port', '0'],
-      ...['--deposit', '2', '--reserve', '2'],
-    ]);
+      [
+        'broadcaster',
+        ...['--rpc', dn.rpcUrl, '--manifest', manifestPath, '--key-file', keyFile],
+        ...['--orchestrators', orchs.map((o) => o.recorder.url).join(',')],
+        ...['--profiles', profiles.map((p) => p.name).join(','), '--http-port', '0', '--rtmp-port', '0'],
+        ...['--deposit', '2', '--reserve', '2'],
+      ],
+      cliEnv,
+    );
     clis.push(broadcaster);
     const [, rtmp] = await broadcaster.line(/^ {2}publish: +(rtmp:\/\/\S+)\/<stream>/);
     const [, statusUrl] = await broadcaster.line(/^ {2}status: +(http:\/\/\S+\/status)$/);
@@ -188,7 +195,7 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
         victim.kills++;
         if (midSegment) victim.killsMidSegment++;
         const killedAt = performance.now();
-        victim.node = await spawnNode(victim.spec);
+        victim.node = await spawnNode(victim.spec, nodeEnv);
         schedule.push({
           atS: Math.round((killedAt - streamStart) / 100) / 10,
           victim: victim.name,

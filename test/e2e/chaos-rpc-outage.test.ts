@@ -42,6 +42,9 @@ const STREAM_SECONDS = 110;
 // 40-block rounds (40 s at 1 s blocks): the round that starts inside the outage has 20–30 s left after it.
 const ROUND_LENGTH = 40n;
 const profiles = resolveProfiles('240p30,144p30');
+// CHAOS_NODE_LOG=info: the nodes' JSON logs on stderr (the broadcaster's at that level too), for a failure's story.
+const nodeEnv = { STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'silent' };
+const cliEnv = { ...process.env, STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'warn' };
 // About two tickets per segment and a face value of 10 × the redemption's gas cost: on an idle devnet most
 // segments carry a winner, so there are winners to queue while the chain is away.
 const pm = { expectedValue: 12_500_000_000_000n, txCostMultiplier: 10 };
@@ -99,18 +102,21 @@ describe('chaos: chain RPC outage', () => {
 
     const dataDir = join(tmp.dir, 'orchestrator');
     await freshRound(dn.signer(0), dn.manifest);
-    const node: Spawned = await spawnNode({
-      kind: 'orchestrator',
-      rpcUrl: `${px.url}/`,
-      manifestPath,
-      privateKey: dn.accounts[1]?.privateKey,
-      dataDir,
-      port: await freePort(),
-      metricsPort: await freePort(),
-      pricePerPixel: 3_000_000n,
-      localCapacity: 1,
-      pm,
-    });
+    const node: Spawned = await spawnNode(
+      {
+        kind: 'orchestrator',
+        rpcUrl: `${px.url}/`,
+        manifestPath,
+        privateKey: dn.accounts[1]?.privateKey,
+        dataDir,
+        port: await freePort(),
+        metricsPort: await freePort(),
+        pricePerPixel: 3_000_000n,
+        localCapacity: 1,
+        pm,
+      },
+      nodeEnv,
+    );
     const address = node.address as Address;
     recorder = await startRpcRecorder(node.url as string);
     const rec = recorder;
@@ -129,13 +135,17 @@ describe('chaos: chain RPC outage', () => {
 
     const keyFile = join(tmp.dir, 'broadcaster.key');
     await writeFile(keyFile, `${dn.accounts[2]?.privateKey}\n`, { mode: 0o600 });
-    const broadcaster = new Cli('broadcaster', [
+    const broadcaster = new Cli(
       'broadcaster',
-      ...['--rpc', `${px.url}/`, '--manifest', manifestPath, '--key-file', keyFile],
-      ...['--orchestrators', rec.url],
-      ...['--profiles', profiles.map((p) => p.name).join(','), '--http-port', '0', '--rtmp-port', '0'],
-      ...['--deposit', '2', '--reserve', '2'],
-    ]);
+      [
+        'broadcaster',
+        ...['--rpc', `${px.url}/`, '--manifest', manifestPath, '--key-file', keyFile],
+        ...['--orchestrators', rec.url],
+        ...['--profiles', profiles.map((p) => p.name).join(','), '--http-port', '0', '--rtmp-port', '0'],
+        ...['--deposit', '2', '--reserve', '2'],
+      ],
+      cliEnv,
+    );
     clis.push(broadcaster);
     const [, rtmp] = await broadcaster.line(/^ {2}publish: +(rtmp:\/\/\S+)\/<stream>/);
     const [, statusUrl] = await broadcaster.line(/^ {2}status: +(http:\/\/\S+\/status)$/);

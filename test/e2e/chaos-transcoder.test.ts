@@ -131,8 +131,17 @@ describe('chaos: remote transcoders SIGKILLed mid-stream', () => {
           }
           return undefined;
         };
-        for (const t of transcoders) t.sample();
-        const busy = transcoders.findIndex((t) => runsFfmpeg(t.child.pid, cmdOf));
+        // A short wait for one to be caught with a segment: ffmpeg runs a fraction of each 2 s segment.
+        const busy = await waitFor(
+          'a transcoder running ffmpeg',
+          () => {
+            for (const t of transcoders) t.sample();
+            const i = transcoders.findIndex((t) => runsFfmpeg(t.child.pid, cmdOf));
+            return i >= 0 ? i : undefined;
+          },
+          4_000,
+          50,
+        ).catch(() => -1);
         const index = busy >= 0 ? busy : Math.floor(rnd() * transcoders.length);
         const victim = transcoders[index] as Cli;
         const killedAt = performance.now();
