@@ -45,9 +45,12 @@ const profiles = resolveProfiles('240p30,144p30');
 // CHAOS_NODE_LOG=info: the nodes' JSON logs on stderr (the broadcaster's at that level too), for a failure's story.
 const nodeEnv = { STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'silent' };
 const cliEnv = { ...process.env, STREAMFLOW_LOG_LEVEL: process.env.CHAOS_NODE_LOG ?? 'warn' };
-// About two tickets per segment and a face value of 10 × the redemption's gas cost: on an idle devnet most
-// segments carry a winner, so there are winners to queue while the chain is away.
-const pm = { expectedValue: 12_500_000_000_000n, txCostMultiplier: 10 };
+// About two tickets per segment (the fee of a 2 s segment into 240p30 + 144p30 at 2.4e7 wei/pixel is ~2e14 wei,
+// twice the broadcaster's default cap on a ticket's expected value) and a face value of 2.5 × the redemption's
+// gas cost: on a fresh devnet a third of the tickets win, more as the base fee falls, so there are winners to
+// queue while the chain is away.
+const PRICE = 24_000_000n;
+const pm = { expectedValue: 100_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
 
 interface StoredTicket {
   ticket_hash: Hex;
@@ -111,7 +114,7 @@ describe('chaos: chain RPC outage', () => {
         dataDir,
         port: await freePort(),
         metricsPort: await freePort(),
-        pricePerPixel: 3_000_000n,
+        pricePerPixel: PRICE,
         localCapacity: 1,
         pm,
       },
@@ -145,6 +148,7 @@ describe('chaos: chain RPC outage', () => {
         ...['--deposit', '2', '--reserve', '2'],
       ],
       cliEnv,
+      process.env.CHAOS_DEBUG ? 5_000_000 : 20_000,
     );
     clis.push(broadcaster);
     const [, rtmp] = await broadcaster.line(/^ {2}publish: +(rtmp:\/\/\S+)\/<stream>/);
