@@ -28,9 +28,9 @@ import { ticketOracle } from './fixtures/ticket-oracle.js';
 
 // §8 of issue 9: the orchestrator that is doing the work is SIGKILLed 10 times, at random moments of a
 // 2-minute RTMP stream, and restarted each time on the same data directory and port. Three orchestrators, so
-// the broadcaster always has one to fail over to while the victim restarts; the victim is always the one that
-// received the latest segment (most often with a segment in flight), so every kill forces a failover of real
-// work rather than hitting an idle standby. The broadcaster is the CLI (`streamflow broadcaster`); each
+// the broadcaster always has one to fail over to while the victim restarts; the victim is the one with a segment
+// in flight (waited for up to 3 s after the random moment), else the one that received the latest segment, so
+// kills force a failover of real work rather than hitting an idle standby. The broadcaster is the CLI (`streamflow broadcaster`); each
 // orchestrator runs in its own process (fixtures/node-process.ts: the same OrchestratorNode as
 // `streamflow orchestrator`, with payment options the CLI does not expose) behind a recording gRPC proxy, so
 // the tickets the broadcaster sent, and which of them the orchestrator acknowledged, are read off the wire.
@@ -188,9 +188,16 @@ describe('chaos: orchestrators SIGKILLed mid-stream', () => {
       for (let k = 0; k < KILLS; k++) {
         // The schedule is random (seeded); the restarts and the final checks wait on conditions.
         await new Promise((r) => setTimeout(r, 3_000 + rnd() * 6_000));
-        const victim = orchs.reduce((a, b) =>
-          b.recorder.lastTranscodeAt > a.recorder.lastTranscodeAt ? b : a,
-        );
+        // The one with a segment in flight if one shows up within a moment (transcoding is a fraction of each
+        // 2 s segment), else the one that got the latest segment.
+        const busy = await waitFor(
+          'an orchestrator with a segment in flight',
+          () => orchs.find((o) => o.recorder.inFlight > 0),
+          3_000,
+          20,
+        ).catch(() => undefined);
+        const victim =
+          busy ?? orchs.reduce((a, b) => (b.recorder.lastTranscodeAt > a.recorder.lastTranscodeAt ? b : a));
         const midSegment = victim.recorder.inFlight > 0;
         await kill9(victim.node.child);
         victim.kills++;
