@@ -2,6 +2,8 @@
 // `npm test`: Biome, then the Solidity suite (forge), then the TypeScript suite (vitest), both streamed as they run, then
 // one closing line totalling both ("N passed, N failed, N skipped") that CI reads. Exits non-zero when
 // either suite fails or runs no test.
+// `node scripts/run-tests.mjs test/unit` (`npm run test:unit`, `test:e2e`): only the vitest files under the paths
+// given, with the same closing line; Biome and forge are left out.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,24 +23,28 @@ function run(cmd, args) {
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let ok = true;
+const paths = process.argv.slice(2);
+const whole = paths.length === 0;
 
 // Lint and format first: it takes a fraction of a second and a failure should not hide behind a green suite.
-const lint = await run(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '.']);
-// Counted as one failed check, so the closing line never reads "0 failed" for a run that failed on style.
-if (lint.code !== 0) {
-  ok = false;
-  totals.failed += 1;
-  process.stdout.write('\nbiome check failed: counted as 1 failed\n');
-}
+if (whole) {
+  const lint = await run(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'check', '.']);
+  // Counted as one failed check, so the closing line never reads "0 failed" for a run that failed on style.
+  if (lint.code !== 0) {
+    ok = false;
+    totals.failed += 1;
+    process.stdout.write('\nbiome check failed: counted as 1 failed\n');
+  }
 
-const sol = await run(process.execPath, ['scripts/forge.mjs', 'test']);
-const m = /(\d+) tests passed, (\d+) failed, (\d+) skipped/.exec(sol.out);
-if (m) {
-  totals.passed += Number(m[1]);
-  totals.failed += Number(m[2]);
-  totals.skipped += Number(m[3]);
+  const sol = await run(process.execPath, ['scripts/forge.mjs', 'test']);
+  const m = /(\d+) tests passed, (\d+) failed, (\d+) skipped/.exec(sol.out);
+  if (m) {
+    totals.passed += Number(m[1]);
+    totals.failed += Number(m[2]);
+    totals.skipped += Number(m[3]);
+  }
+  if (sol.code !== 0 || !m) ok = false;
 }
-if (sol.code !== 0 || !m) ok = false;
 
 const dir = mkdtempSync(join(tmpdir(), 'sf-vitest-'));
 const report = join(dir, 'report.json');
@@ -48,6 +54,7 @@ const ts = await run(process.execPath, [
   '--reporter=default',
   '--reporter=json',
   `--outputFile.json=${report}`,
+  ...paths,
 ]);
 try {
   const r = JSON.parse(readFileSync(report, 'utf8'));

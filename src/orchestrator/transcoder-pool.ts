@@ -204,6 +204,8 @@ export class TranscoderPool implements SegmentTranscoder {
   private readonly expectedSecret: Buffer | undefined;
   private remoteCount = 0;
   private readonly metrics: PoolMetrics | undefined;
+  /** Re-dispatches waiting for a free slot; woken when a dispatch settles or the members change. */
+  private readonly slotWaiters = new Set<() => void>();
 
   constructor(options: Partial<TranscoderPoolOptions>, deps: TranscoderPoolDeps = {}) {
     this.options = withDefaults(defaultTranscoderPoolOptions, options);
@@ -257,8 +259,9 @@ export class TranscoderPool implements SegmentTranscoder {
   }
 
   /**
-   * Transcodes on the least loaded member, re-dispatching on failure up to `maxAttempts` members. Rejects with
-   * {@link PoolError} `OrchestratorBusy` when no member has a free slot, {@link SegmentFormatError} for input
+   * Transcodes on the least loaded member, re-dispatching on failure up to `maxAttempts` members (a
+   * re-dispatch that finds every member busy waits up to `taskTimeoutMs` for a free slot). Rejects with
+   * {@link PoolError} `OrchestratorBusy` when no member has a free slot for a new segment, {@link SegmentFormatError} for input
    * no transcoder takes (not retried), `TranscodeFailed` when every attempt failed, or the signal's reason.
    */
   async transcode(
@@ -276,12 +279,19 @@ export class TranscoderPool implements SegmentTranscoder {
     let lastError: unknown;
     for (let attempt = 1; attempt <= this.options.maxAttempts; attempt++) {
       if (this.shutdown.signal.aborted) throw shuttingDown();
-      const member = this.pick(tried);
+      // A new segment finding every member full is refused (the broadcaster goes elsewhere); one already taken
+      // whose member dropped waits for a slot (a busy member finishing, a transcoder reconnecting) rather than
+      // fail while the others are a moment from free.
+      const member =
+        this.pick(tried) ??
+        (attempt > 1 ? await this.waitForMember(tried, this.options.taskTimeoutMs, signal) : undefined);
       if (!member) {
         if (attempt === 1) {
           this.metrics?.busy.inc();
           throw busy(this.members.length);
         }
+        if (signal?.aborted) throw signal.reason;
+        if (this.shutdown.signal.aborted) throw shuttingDown();
         break;
       }
       tried.add(member);
@@ -314,6 +324,38 @@ export class TranscoderPool implements SegmentTranscoder {
     if (this.shutdown.signal.aborted) return;
     this.shutdown.abort(shuttingDown());
     for (const task of [...this.tasks.values()]) task.settle(shuttingDown());
+  }
+
+  /** A member with a free slot as soon as there is one (see {@link pick}); undefined after `ms`, on abort or shutdown. */
+  private async waitForMember(
+    tried: ReadonlySet<Member>,
+    ms: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Member | undefined> {
+    const deadline = performance.now() + ms;
+    for (;;) {
+      const member = this.pick(tried);
+      if (member) return member;
+      const left = deadline - performance.now();
+      if (left <= 0 || signal?.aborted || this.shutdown.signal.aborted) return undefined;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.slotWaiters.delete(done);
+          signal?.removeEventListener('abort', done);
+          this.shutdown.signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, left);
+        this.slotWaiters.add(done);
+        signal?.addEventListener('abort', done, { once: true });
+        this.shutdown.signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  private slotFreed(): void {
+    for (const wake of [...this.slotWaiters]) wake();
   }
 
   /** Least loaded member with a free slot, preferring members not tried yet for this segment. */
@@ -360,6 +402,7 @@ export class TranscoderPool implements SegmentTranscoder {
           member.tasks.delete(id);
           this.tasks.delete(id);
           stop.abort();
+          this.slotFreed();
           const outcome = result ? 'ok' : signal?.aborted ? 'aborted' : 'failed';
           this.metrics?.dispatches.inc({ kind: member.kind, outcome });
           if (result) resolve(result);
@@ -528,6 +571,8 @@ export class TranscoderPool implements SegmentTranscoder {
   }
 
   private countMembers(): void {
+    // Called whenever a member joins or leaves: a joiner is a free slot.
+    this.slotFreed();
     if (!this.metrics) return;
     for (const kind of ['local', 'remote'] as const) {
       this.metrics.members.set({ kind }, this.members.filter((m) => m.kind === kind).length);

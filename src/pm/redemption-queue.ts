@@ -116,15 +116,23 @@ export class RedemptionQueue {
   private async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       this.notified = false;
+      let failed = false;
       try {
         await this.processOnce(signal);
       } catch (err) {
         if (signal.aborted) return;
+        failed = true;
         this.log.warn({ err }, 'redemption pass failed; retrying');
       }
       if (this.notified) continue;
       const next = this.deps.store.nextDueAt();
-      const untilDue = next === undefined ? Number.POSITIVE_INFINITY : Math.max(0, next - this.now());
+      // A pass that failed before reaching the tickets (the chain unreachable) leaves them due: wait a poll
+      // interval rather than retry at once, in a loop, for the whole outage.
+      const untilDue = failed
+        ? this.options.pollIntervalMs
+        : next === undefined
+          ? Number.POSITIVE_INFINITY
+          : Math.max(0, next - this.now());
       await this.idle(Math.min(this.options.pollIntervalMs, untilDue), signal);
     }
   }

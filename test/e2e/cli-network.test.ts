@@ -1,8 +1,7 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Address, Hex } from 'viem';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { type ChainConnection, connectChain } from '../../src/chain/client.js';
@@ -12,193 +11,12 @@ import { RoundClock, type RoundStatus } from '../../src/chain/round-clock.js';
 import type { DemoSummary } from '../../src/demo/demo.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
 import { makeSource, tempDir, tools } from '../unit/media/fixtures.js';
+import { BIN, Cli } from './fixtures/cli.js';
 import { readHls } from './fixtures/hls-check.js';
 
 // The CLI as an operator uses it: `streamflow demo` as one process, and a network built from separate
 // `devnet`, `orchestrator`, `transcoder` and `broadcaster` processes. Every process must stop on SIGINT with
 // exit code 0, promptly, and take its anvil and ffmpeg children with it.
-
-const BIN = join(import.meta.dirname, '../../bin/streamflow.js');
-const ENV = { ...process.env, STREAMFLOW_LOG_LEVEL: 'warn' };
-
-/** pid → ppid of every process on the machine (Linux /proc). */
-function processTable(): Map<number, number> {
-  const table = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // "pid (comm) state ppid ..."; comm may hold spaces and parentheses, so split after the last ')'.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      table.set(Number(entry), ppid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return table;
-}
-
-function cmdline(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * One `streamflow …` process: its stdout lines, the tail of its stderr, and every process it started while it
- * ran (sampled from /proc, since children left behind are re-parented once it exits).
- */
-class Cli {
-  readonly child: ChildProcess;
-  readonly lines: string[] = [];
-  stderr = '';
-  /** Descendants seen while it ran: pid → command line. */
-  readonly spawned = new Map<number, string>();
-  private readonly sampler: NodeJS.Timeout;
-  private readonly waiters = new Set<() => void>();
-  private readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(
-    readonly name: string,
-    args: string[],
-  ) {
-    this.child = spawn(process.execPath, [BIN, ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.exit = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => resolve({ code, signal })),
-    );
-    createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      this.lines.push(line);
-      for (const w of this.waiters) w();
-    });
-    this.child.stderr?.on('data', (d: Buffer) => {
-      this.stderr = (this.stderr + d.toString()).slice(-20_000);
-    });
-    this.child.once('exit', () => {
-      for (const w of this.waiters) w();
-    });
-    this.sampler = setInterval(() => this.sample(), 200);
-    void this.exit.then(() => clearInterval(this.sampler));
-  }
-
-  get stdout(): string {
-    return this.lines.join('\n');
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Records the descendants alive right now. */
-  sample(): void {
-    const pid = this.child.pid;
-    if (pid === undefined || !this.running) return;
-    const children = new Map<number, number[]>();
-    for (const [p, pp] of processTable()) children.set(pp, [...(children.get(pp) ?? []), p]);
-    const todo = [...(children.get(pid) ?? [])];
-    while (todo.length > 0) {
-      const p = todo.pop() as number;
-      if (!this.spawned.has(p)) {
-        // A zombie (exited, not yet reaped) has an empty command line: nothing to leave behind.
-        const cmd = cmdline(p);
-        if (cmd) this.spawned.set(p, cmd);
-      }
-      todo.push(...(children.get(p) ?? []));
-    }
-  }
-
-  /** Resolves with the first match of `re` on a stdout line (already printed or to come). */
-  line(re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        for (const l of this.lines) {
-          const m = re.exec(l);
-          if (m) return done(() => resolve(m));
-        }
-        if (!this.running) {
-          done(() =>
-            reject(
-              new Error(`${this.name} exited (${this.child.exitCode}) before printing ${re}\n${this.stderr}`),
-            ),
-          );
-        }
-      };
-      const timer = setTimeout(
-        () =>
-          done(() => reject(new Error(`${this.name} printed no ${re} in ${timeoutMs} ms\n${this.stderr}`))),
-        timeoutMs,
-      );
-      const done = (f: () => void) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        f();
-      };
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  /** Waits for the process to exit; SIGKILLs it and fails after `timeoutMs`. */
-  async exited(
-    timeoutMs: number,
-  ): Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }> {
-    const started = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.child.kill('SIGKILL');
-        reject(new Error(`${this.name} did not exit within ${timeoutMs} ms\n${this.stderr}`));
-      }, timeoutMs);
-    });
-    try {
-      const r = await Promise.race([this.exit, timeout]);
-      return { ...r, ms: performance.now() - started };
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Sends `signal` and waits for the exit. */
-  async stop(signal: NodeJS.Signals = 'SIGINT', timeoutMs = 15_000) {
-    this.sample();
-    this.child.kill(signal);
-    return this.exited(timeoutMs);
-  }
-
-  /** Processes it started that are still alive (same pid and command line as when seen). */
-  leftovers(): string[] {
-    return [...this.spawned]
-      .filter(([pid, cmd]) => cmdline(pid) === cmd)
-      .map(([pid, cmd]) => `${pid} ${cmd}`);
-  }
-
-  /**
-   * Cleanup after a failed test: SIGINT, then SIGKILL if it hangs; then whatever it started that is still
-   * alive gets SIGTERM (anvil removes its on-disk state cache only when it exits gracefully), then SIGKILL.
-   */
-  async kill(): Promise<void> {
-    this.sample();
-    if (this.running) {
-      this.child.kill('SIGINT');
-      await this.exited(10_000).catch(() => undefined);
-    }
-    const signalLeftovers = (signal: NodeJS.Signals) => {
-      for (const [pid, cmd] of this.spawned) {
-        if (cmdline(pid) !== cmd) continue;
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // already gone
-        }
-      }
-    };
-    if (this.leftovers().length === 0) return;
-    signalLeftovers('SIGTERM');
-    await new Promise((r) => setTimeout(r, 2_000));
-    signalLeftovers('SIGKILL');
-  }
-}
 
 const started: Cli[] = [];
 function cli(name: string, args: string[]): Cli {

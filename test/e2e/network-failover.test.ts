@@ -1,9 +1,7 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { type Address, parseEther } from 'viem';
+import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BroadcasterNode } from '../../src/broadcaster/node.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
@@ -14,51 +12,11 @@ import { resolveProfiles } from '../../src/media/profiles.js';
 import { createLogger } from '../../src/node/logger.js';
 import { tempDir, tools } from '../unit/media/fixtures.js';
 import { exited, readHls } from './fixtures/hls-check.js';
+import { freePort, kill9, killSpawnedNodes, type Spawned, spawnNode } from './fixtures/processes.js';
 
-const fixture = fileURLToPath(new URL('./fixtures/node-process.ts', import.meta.url));
 const profiles = resolveProfiles('360p30,240p30');
 const pm = { expectedValue: 200_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
 const children: ChildProcess[] = [];
-
-interface Spawned {
-  child: ChildProcess;
-  url?: string;
-  address?: Address;
-}
-
-/** Starts a node in its own process (see fixtures/node-process.ts) and waits until it serves. */
-function spawnNode(spec: Record<string, unknown>): Promise<Spawned> {
-  const arg = JSON.stringify(spec, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
-  const child = fork(fixture, [arg], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, STREAMFLOW_LOG_LEVEL: 'silent' },
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`node process exited early (${code})`)));
-    child.on('message', (m: { type: string; url?: string; address?: Address; message?: string }) => {
-      if (m.type === 'ready') resolve({ child, ...(m.url ? { url: m.url, address: m.address } : {}) });
-      if (m.type === 'error') reject(new Error(m.message));
-    });
-  });
-}
-
-async function kill9(child: ChildProcess): Promise<void> {
-  child.kill('SIGKILL');
-  await exited(child);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function until(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
@@ -97,6 +55,7 @@ async function expectCompleteHls(b: BroadcasterNode, key: string, segments: numb
 }
 
 afterAll(() => {
+  killSpawnedNodes();
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
 });
 

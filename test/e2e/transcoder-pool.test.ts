@@ -278,6 +278,42 @@ describe('TranscoderPool with remote transcoders', () => {
     expect(pool.memberInfo().map((m) => m.id)).toEqual([healthy.id]);
   });
 
+  it('re-dispatches the segment of a dropped transcoder once a busy member frees a slot, instead of failing it', async () => {
+    // Found by test/e2e/chaos-transcoder.test.ts: two transcoders, both busy, one SIGKILLed. Its segment used to
+    // fail (`TranscodeFailed`, "failed on 1 transcoder(s)") because no slot was free that instant, although the
+    // other member was a second away from one.
+    const { pool, server } = await servePool();
+    const held = new HeldTranscoder();
+    const victim = await connect(pool, server.url, { held });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const busy = await connect(pool, server.url, {
+      transcoder: {
+        transcode: async () => {
+          await gate;
+          return canned;
+        },
+      },
+    });
+
+    const first = pool.transcode(segment, profiles);
+    await held.started();
+    const secondDispatched = poolEvent(pool, 'dispatched', (e) => e.member === busy.id);
+    const second = pool.transcode(segment, profiles);
+    await secondDispatched;
+    expect(pool.freeCapacity()).toBe(0);
+
+    const left = poolEvent(pool, 'left', (e) => e.member.id === victim.id);
+    await victim.t.stop();
+    await left;
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect({ transcoder: a.transcoder, attempts: a.attempts }).toEqual({ transcoder: busy.id, attempts: 2 });
+    expect(b.transcoder).toBe(busy.id);
+  });
+
   it('re-dispatches at once when a transcoder reports a failure', async () => {
     const { pool, server } = await servePool();
     const failing: SegmentTranscoder = {

@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { type Hex, keccak256, toHex } from 'viem';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createPMMetrics } from '../../../src/pm/metrics.js';
 import { RedemptionQueue, type RedemptionQueueDeps } from '../../../src/pm/redemption-queue.js';
 import { PMStore } from '../../../src/pm/store.js';
@@ -116,6 +116,28 @@ describe('RedemptionQueue', () => {
     add(q, [winner(2, 10n ** 16n, 10n)]);
     q.chain.gasPriceWei = 100n * GWEI; // would cost the whole face value: not worth a transaction
     expect(await q.queue.processOnce()).toMatchObject({ batches: 0, waiting: 1 });
+  });
+
+  it('waits a poll interval after a pass that could not read the chain, instead of retrying in a loop', async () => {
+    // Found by test/e2e/chaos-rpc-outage.test.ts: with the chain unreachable, due tickets stayed due and the
+    // queue retried at once, logging a failed pass every few hundred ms for the whole outage.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const q = setup({ pollIntervalMs: 5_000 });
+      add(q, [winner(1)]);
+      let reads = 0;
+      q.chain.currentRound = async () => {
+        reads++;
+        throw new Error('fetch failed: connect ECONNREFUSED');
+      };
+      q.queue.start();
+      await vi.advanceTimersByTimeAsync(4_000);
+      expect(reads).toBe(1);
+      await vi.advanceTimersByTimeAsync(1_500);
+      expect(reads).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('retries a failed transaction with exponential backoff, then redeems', async () => {
