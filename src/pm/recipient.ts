@@ -518,8 +518,8 @@ export class Recipient {
     throw new PaymentError(code, message, details);
   }
 
-  /** Payment-level checks that need no chain read: shape, recipient, commitment, expiry. */
-  private admit(payment: Payment, senderKey: string, now: number): ParamsRecord {
+  /** Payment-level checks that need no chain read: shape, recipient, commitment. */
+  private admit(payment: Payment, senderKey: string): ParamsRecord {
     const p = payment?.params;
     const tickets = payment?.tickets;
     if (!p || typeof p !== 'object' || !Array.isArray(tickets) || typeof payment.sender !== 'string') {
@@ -564,10 +564,19 @@ export class Recipient {
     } else {
       rec = this.verifyUnknown(p, senderKey, randKey);
     }
+    return rec;
+  }
+
+  /**
+   * Whether params this recipient issued to this sender still take tickets: not retired by a win, not expired.
+   * Refusals here are the ordinary race of segments in flight under one params set (one wins, the other's
+   * params are retired; a round passes): they cost no signature recovery and are not charged to any budget, or
+   * an honest broadcaster with two segments in flight would be refused for a while (found by the chaos tests).
+   */
+  private checkIssued(rec: ParamsRecord, senderKey: string, now: number): void {
     if (rec.retired)
       this.badCommitment(senderKey, 'recipientRand was revealed by a winning ticket; use the fresh params');
     this.checkExpiry(rec.params, senderKey, now);
-    return rec;
   }
 
   /** Params not in memory (issued before a restart, or swept): re-derive the rand and check the commitment. */
@@ -721,13 +730,17 @@ export class Recipient {
     }
     if (!this.round) await this.chainFresh(signal);
     let rec: ParamsRecord;
+    let charged = true;
     try {
-      rec = this.admit(payment, senderKey, now);
+      rec = this.admit(payment, senderKey);
+      charged = false;
+      this.checkIssued(rec, senderKey, now);
+      charged = true;
       await this.checkSender(payment.sender, senderKey, rec, signal);
     } catch (err) {
       if (err instanceof PaymentError) {
         this.deps.metrics?.ticketsReceived.inc({ result: err.code }, payment?.tickets?.length ?? 0);
-        this.charge(budgetKeys, senderKey, now, 1);
+        if (charged) this.charge(budgetKeys, senderKey, now, 1);
         await this.attachFreshParams(err, payment.sender, senderKey, signal);
       }
       throw err;

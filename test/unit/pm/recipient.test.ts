@@ -421,6 +421,37 @@ describe('Recipient winning tickets', () => {
 });
 
 describe('Recipient error budget (THREATS.md 10)', () => {
+  it('does not charge the budget for params a win retired or a round expired: segments in flight race on them', async () => {
+    // Two segments in flight pay under one params set; when one wins, the other's payment names a retired rand.
+    // That costs no signature recovery, so charging it would only get an honest broadcaster refused.
+    const { recipient, chain } = await harness({
+      ...ALWAYS,
+      errorBudget: { maxErrors: 3, windowMs: 60_000, refuseMs: 60_000 },
+    });
+    const p = await recipient.ticketParams(alice);
+    const won = await recipient.receivePayment(referencePayment(p, [1n], aliceKey), session);
+    expect(won.winners).toHaveLength(1);
+    for (let i = 0; i < 10; i++) {
+      expect(
+        await code(recipient.receivePayment(referencePayment(p, [BigInt(100 + i)], aliceKey), session)),
+        `late payment ${i}`,
+      ).toBe('InvalidRecipientRandHash');
+    }
+    const fresh = won.params as TicketParams;
+    chain.round = roundInfo(chain.round.round + 5n);
+    recipient.setRound(chain.round);
+    for (let i = 0; i < 10; i++) {
+      const c = await code(
+        recipient.receivePayment(referencePayment(fresh, [BigInt(200 + i)], aliceKey), session),
+      );
+      expect(['TicketParamsExpired', 'InvalidTicketExpiry'], `expired payment ${i}: ${c}`).toContain(c);
+    }
+    const next = await recipient.ticketParams(alice);
+    expect((await recipient.receivePayment(referencePayment(next, [1n], aliceKey), session)).accepted).toBe(
+      1,
+    );
+  });
+
   it('refuses a flooding sender without checking signatures while an honest sender keeps working', async () => {
     const { recipient, clock } = await harness({
       ...NEVER,
