@@ -222,7 +222,18 @@ export class JobService {
       );
     }
     const price = this.priceFor(req.region);
-    const params = await this.deps.recipient.ticketParams(broadcaster, ctx.signal);
+    const params = await this.deps.recipient.ticketParams(broadcaster, ctx.signal).catch((err: unknown) => {
+      if (err instanceof StreamflowError || ctx.signal.aborted) throw err;
+      // A chain read failed (RPC outage, timeout): say so with a code the broadcaster can act on, not `Internal`.
+      this.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'ticket params need the chain',
+      );
+      throw new WireError(
+        'ChainUnavailable',
+        'this orchestrator cannot read the chain right now; try again shortly or use another orchestrator',
+      );
+    });
     const challenge = bytesToHex(req.challenge);
     const signature = await signWireDigest(
       this.deps.signer,

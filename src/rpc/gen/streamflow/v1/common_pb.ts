@@ -309,7 +309,7 @@ export const RenditionSchema: GenMessage<Rendition> = /*@__PURE__*/ messageDesc(
  * A protocol error that crosses the wire with its code, so the other side can branch on it.
  * Known codes: `LowPMBalance`, `SegmentFormatDidntMatchJobInputParams`, `OrchestratorBusy`,
  * `InvalidChallenge`, `InvalidRequestSignature`, `InsufficientCredit`, `Unauthenticated`, `MessageTooLarge`,
- * `TranscodeFailed`, and the pm codes
+ * `TranscodeFailed`, `ChainUnavailable` (the orchestrator could not read the chain), and the pm codes
  * (`InvalidPayment`, `InvalidSignature`, `InvalidRecipient`, `InvalidRecipientRandHash`,
  * `InvalidSenderNonce`, `NonceAlreadySeen`, `TicketParamsExpired`, `InvalidTicketExpiry`, `SenderUnlocking`,
  * `TooManyErrors`). A receiver treats an unknown code as a generic failure, never as success.
