@@ -69,6 +69,15 @@ export interface JobServiceOptions {
    * (`TooManyErrors`) without a signature check. @default pm's error budget (20 per minute, 5 min)
    */
   requestErrorBudget?: Partial<ErrorBudgetOptions>;
+  /**
+   * How long a sender whose request signature was valid stays known at the remote address it came from,
+   * milliseconds. A known sender's requests are still verified (one signature recovery each) while that
+   * address is refused for bad signatures, so an attacker behind the same NAT or loopback cannot lock an honest
+   * broadcaster out; unknown senders from a refused address get `TooManyErrors` without a check. @default 3_600_000
+   */
+  knownSenderMs?: number;
+  /** (remote address, sender) pairs remembered as known; the least recently seen is forgotten first. @default 10_000 */
+  maxKnownSenders?: number;
 }
 
 /** Defaults of the optional {@link JobServiceOptions}. */
@@ -76,6 +85,8 @@ export const defaultJobServiceOptions = Object.freeze({
   maxSegmentsPerSender: 2,
   maxDebtShare: 0.5,
   requestErrorBudget: defaultErrorBudgetOptions,
+  knownSenderMs: 3_600_000,
+  maxKnownSenders: 10_000,
 });
 
 /** Checks a broadcaster's signed challenge; `ChallengeGuard` from src/rpc/challenge.ts. */
@@ -140,6 +151,13 @@ export class JobService {
   private readonly requests: NonNullable<JobServiceDeps['requests']>;
   /** Refused request signatures per remote address. */
   private readonly requestBudget: ErrorBudget;
+  /**
+   * `remote sender` (both lower-case) → when that sender's request signature from that address was last
+   * valid, unix ms; in order of that time (re-inserted on each success), so the oldest come first.
+   */
+  private readonly knownSenders = new Map<string, number>();
+  private readonly knownSenderMs: number;
+  private readonly maxKnownSenders: number;
   private readonly now: () => number;
   private budgetSweptAt = 0;
 
@@ -156,6 +174,13 @@ export class JobService {
     this.log = (deps.logger ?? silentLogger).child({ module: 'orchestrator-jobs' });
     this.now = deps.now ?? Date.now;
     this.requests = deps.requests ?? new TranscodeRequestGuard({}, { now: this.now });
+    this.knownSenderMs = options.knownSenderMs ?? defaultJobServiceOptions.knownSenderMs;
+    this.maxKnownSenders = options.maxKnownSenders ?? defaultJobServiceOptions.maxKnownSenders;
+    if (!(this.knownSenderMs >= 0))
+      throw new RangeError(`knownSenderMs must be ≥ 0, got ${this.knownSenderMs}`);
+    if (!Number.isSafeInteger(this.maxKnownSenders) || this.maxKnownSenders < 0) {
+      throw new RangeError(`maxKnownSenders must be a non-negative integer, got ${this.maxKnownSenders}`);
+    }
     this.requestBudget = new ErrorBudget({
       ...defaultJobServiceOptions.requestErrorBudget,
       ...options.requestErrorBudget,
@@ -317,7 +342,10 @@ export class JobService {
 
   /**
    * The request signature, after the remote address's error budget: a flood of bad signatures costs a map
-   * lookup per request once the budget is spent, and a new connection does not reset it.
+   * lookup per request once the budget is spent, and a new connection does not reset it. A sender known at
+   * this address (a valid request signature from it within `knownSenderMs`) is still checked while the address
+   * is refused: one recovery per request, and a forgery naming it fails the signature, so sharing an address
+   * with a flooder does not lock an honest broadcaster out.
    */
   private async authenticate(
     req: TranscodeRequest,
@@ -328,10 +356,12 @@ export class JobService {
     const remote = remoteAddress(peer);
     if (now - this.budgetSweptAt > 60_000) {
       this.requestBudget.sweep(now);
+      this.sweepKnownSenders(now);
       this.budgetSweptAt = now;
     }
+    const known = `${remote} ${job.payment.sender.toLowerCase()}`;
     const until = this.requestBudget.refusedUntil(remote, now);
-    if (until !== undefined) {
+    if (until !== undefined && !this.isKnownSender(known, now)) {
       this.deps.metrics?.segments.inc({ outcome: 'TooManyErrors' });
       throw new WireError(
         'TooManyErrors',
@@ -340,7 +370,7 @@ export class JobService {
       );
     }
     try {
-      return await this.requests.check({
+      const checked = await this.requests.check({
         orchestrator: this.deps.address,
         sender: job.payment.sender,
         streamId: job.streamId,
@@ -351,6 +381,8 @@ export class JobService {
         nonce: req.nonce,
         signature: req.signature,
       });
+      this.rememberSender(`${remote} ${checked.sender.toLowerCase()}`, now);
+      return checked;
     } catch (err) {
       const code = err instanceof StreamflowError ? err.code : 'Internal';
       this.deps.metrics?.segments.inc({ outcome: code });
@@ -359,6 +391,38 @@ export class JobService {
       }
       throw err;
     }
+  }
+
+  private isKnownSender(key: string, now: number): boolean {
+    const seen = this.knownSenders.get(key);
+    if (seen === undefined) return false;
+    if (now - seen <= this.knownSenderMs) return true;
+    this.knownSenders.delete(key);
+    return false;
+  }
+
+  private rememberSender(key: string, now: number): void {
+    if (this.maxKnownSenders === 0) return;
+    this.knownSenders.delete(key);
+    this.knownSenders.set(key, now);
+    // Bounded: a host cycling through many signing keys pushes out the least recently seen pairs, not memory.
+    for (const oldest of this.knownSenders.keys()) {
+      if (this.knownSenders.size <= this.maxKnownSenders) break;
+      this.knownSenders.delete(oldest);
+    }
+  }
+
+  /** Forgets pairs not seen within `knownSenderMs`; they are in order of last sight, so it stops at the first fresh one. */
+  private sweepKnownSenders(now: number): void {
+    for (const [key, seen] of this.knownSenders) {
+      if (now - seen <= this.knownSenderMs) break;
+      this.knownSenders.delete(key);
+    }
+  }
+
+  /** (remote address, sender) pairs known right now; for tests and the status page. */
+  get knownSenderCount(): number {
+    return this.knownSenders.size;
   }
 
   private async work(

@@ -87,6 +87,12 @@ export interface RpcServerOptions {
   maxInFlightRequestBytes?: number;
   /** Calls of `jobProcedures` being handled at once; one more is refused with `OrchestratorBusy`. @default 32 */
   maxInFlightJobs?: number;
+  /**
+   * Share of `maxInFlightRequestBytes` and of `maxInFlightJobs` one remote IP address may hold, within (0, 1]:
+   * beyond it that address gets `OrchestratorBusy` while other addresses are still admitted, so a flood of
+   * connections from one host cannot hold every slot. 1 turns it off. @default 0.5 (48 MiB and 16 jobs)
+   */
+  maxInFlightSharePerAddress?: number;
   /** Procedures that count as jobs. @default ['/streamflow.v1.Orchestrator/Transcode'] */
   jobProcedures?: readonly string[];
 }
@@ -126,5 +132,6 @@ export const defaultServerOptions = {
   bodyTimeoutMs: 60_000,
   maxInFlightRequestBytes: 96 * MiB,
   maxInFlightJobs: 32,
+  maxInFlightSharePerAddress: 0.5,
   jobProcedures: ['/streamflow.v1.Orchestrator/Transcode'],
 } as const satisfies Required<Omit<RpcServerOptions, 'tls'>>;

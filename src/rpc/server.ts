@@ -34,8 +34,13 @@ export interface RpcServerStats {
   connectionsRefused: number;
   /** Connections closed for sending no request in time (`headers`) or for having no stream (`idle`). */
   readonly sessionsTimedOut: { headers: number; idle: number };
-  /** Calls refused with `OrchestratorBusy` by the in-flight limits. */
-  readonly refused: { readonly bytes: number; readonly jobs: number };
+  /** Calls refused with `OrchestratorBusy` by the in-flight limits (`address*`: one address's share). */
+  readonly refused: {
+    readonly bytes: number;
+    readonly jobs: number;
+    readonly addressBytes: number;
+    readonly addressJobs: number;
+  };
   /** Request bytes held by calls in flight now. */
   readonly inFlightBytes: number;
   /** Job calls in flight now. */
@@ -117,6 +122,7 @@ export async function createRpcServer(
   const admission = new Admission({
     maxBytes: options.maxInFlightRequestBytes ?? defaultServerOptions.maxInFlightRequestBytes,
     maxJobs: options.maxInFlightJobs ?? defaultServerOptions.maxInFlightJobs,
+    maxShare: options.maxInFlightSharePerAddress ?? defaultServerOptions.maxInFlightSharePerAddress,
   });
   const body = {
     graceMs: options.bodyGraceMs ?? defaultServerOptions.bodyGraceMs,
@@ -160,13 +166,16 @@ export async function createRpcServer(
     const now = Date.now();
     const arrival: Arrival = { openedAt: now, lastDataAt: now, received: 0 };
     receiving.set(stream, arrival);
+    const socket = stream.session?.socket;
+    // The remote address without the port: budgets and shares keyed by it survive a new connection (a new port).
+    const peer = socket?.remoteAddress ? normalizeAddress(socket.remoteAddress) : 'unknown';
     let heldBytes = 0;
     let job = false;
     let bodyEnded = false;
     stream.once('close', () => {
       receiving.delete(stream);
-      admission.releaseBytes(heldBytes);
-      if (job) admission.releaseJob();
+      admission.releaseBytes(heldBytes, peer);
+      if (job) admission.releaseJob(peer);
     });
     if (!uHandler) {
       res.writeHead(404);
@@ -182,9 +191,7 @@ export async function createRpcServer(
       res.end();
       return;
     }
-    const socket = stream.session?.socket;
-    // The remote address without the port: budgets keyed by it survive a new connection (a new port).
-    uReq.header.set(PEER_HEADER, socket?.remoteAddress ? normalizeAddress(socket.remoteAddress) : 'unknown');
+    uReq.header.set(PEER_HEADER, peer);
     const contentLength = req.headers['content-length'];
     const declared = contentLength === undefined ? undefined : Number(contentLength);
     // connect allocates a Connect unary body's content-length up front; guardBody checks it instead.
@@ -207,12 +214,12 @@ export async function createRpcServer(
       onBytes: (n) => {
         arrival.received += n;
         arrival.lastDataAt = Date.now();
-        admission.takeBytes(n);
+        admission.takeBytes(n, peer);
         heldBytes += n;
       },
       onMessage: () => {
         if (jobProcedures.has(path) && !job) {
-          admission.takeJob();
+          admission.takeJob(peer);
           job = true;
         }
         // connect reads the end of a one-message body only after the handler returned, which for a job is

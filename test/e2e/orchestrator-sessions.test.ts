@@ -18,7 +18,7 @@ import { waitForSuccess } from '../../src/chain/tx.js';
 import { resolveProfiles } from '../../src/media/profiles.js';
 import type { Segment } from '../../src/media/segmenter.js';
 import { LocalTranscoder, type SegmentTranscoder, type TranscodeResult } from '../../src/media/transcode.js';
-import { JobService, type JobServiceOptions } from '../../src/orchestrator/service.js';
+import { JobService, type JobServiceDeps, type JobServiceOptions } from '../../src/orchestrator/service.js';
 import { TranscoderPool } from '../../src/orchestrator/transcoder-pool.js';
 import { Recipient } from '../../src/pm/recipient.js';
 import { Sender } from '../../src/pm/sender.js';
@@ -33,7 +33,11 @@ import {
   type TranscodeRequest,
   TranscodeRequestSchema,
 } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
-import { signTranscodeRequest } from '../../src/rpc/request-auth.js';
+import {
+  type SignedTranscodeRequest,
+  signTranscodeRequest,
+  TranscodeRequestGuard,
+} from '../../src/rpc/request-auth.js';
 import { createRpcServer, type RpcServer } from '../../src/rpc/server.js';
 import { contentHash } from '../../src/rpc/signing.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
@@ -116,6 +120,16 @@ class CountingTranscoder implements SegmentTranscoder {
   }
 }
 
+/** The real request guard, counting the requests it was asked to verify (each costs a signature recovery). */
+class CountingGuard {
+  calls = 0;
+  private readonly guard = new TranscodeRequestGuard();
+  check(req: SignedTranscodeRequest) {
+    this.calls++;
+    return this.guard.check(req);
+  }
+}
+
 interface Node {
   url: string;
   service: JobService;
@@ -127,7 +141,11 @@ interface Node {
   sender(who: 'alice' | 'bob'): Sender;
 }
 
-async function startNode(options: Partial<JobServiceOptions> = {}, capacity = 2): Promise<Node> {
+async function startNode(
+  options: Partial<JobServiceOptions> = {},
+  capacity = 2,
+  deps: Pick<JobServiceDeps, 'requests'> = {},
+): Promise<Node> {
   const conn: SignerConnection = devnet.signer(1);
   const chain = new TicketBrokerChain(
     { manifest: devnet.manifest, recipient: orchestrator.address },
@@ -162,6 +180,7 @@ async function startNode(options: Partial<JobServiceOptions> = {}, capacity = 2)
       transcoder: pool,
       capacityLeft: () => pool.freeCapacity(),
       challenges: new ChallengeGuard(),
+      ...deps,
     },
   );
   const server: RpcServer = await createRpcServer({ host: '127.0.0.1', port: 0 }, (router) =>
@@ -441,6 +460,57 @@ describe('orchestrator sessions (issue 9 §1–2, D8)', () => {
         'senderConcurrency',
       );
     }
+  });
+
+  it('a flood of bad request signatures from one address does not lock out an honest sender known at that address', async () => {
+    const guard = new CountingGuard();
+    const node = await startNode(
+      { requestErrorBudget: { maxErrors: 3, windowMs: 600_000, refuseMs: 600_000 } },
+      2,
+      { requests: guard },
+    );
+    // Alice authenticates from 127.0.0.1 and leaves credit; everyone below shares that address.
+    const { info } = await aliceStreams(node, 'shared', 5n);
+    const aliceEmpty: Payment = { sender: alice.address, params: info.params, tickets: [] };
+    const malloryEmpty: Payment = { sender: mallory.address, params: info.params, tickets: [] };
+    const codes: string[] = [];
+    for (let k = 0; k < 6; k++) {
+      const forged = await rawRequest(k % 4, malloryEmpty, { streamId: 'm', signer: bob });
+      codes.push(codeOf(await outcome(node.raw.transcode(forged, TIMEOUT))));
+    }
+    // The budget (3 errors) is spent by the 4th bad signature: the address is refused from then on.
+    expect(codes).toEqual([...Array(4).fill('InvalidRequestSignature'), 'TooManyErrors', 'TooManyErrors']);
+    expect(guard.calls).toBe(1 + 4);
+    const ffmpegBefore = node.transcoder.calls;
+
+    // Alice, known here, is still verified (one recovery) and served.
+    const first = await outcome(
+      node.raw.transcode(await rawRequest(1, aliceEmpty, { streamId: 'shared', signer: alice }), TIMEOUT),
+    );
+    expect(codeOf(first), textOf(first)).toBe('ok');
+    expect(guard.calls).toBe(6);
+
+    // A forgery naming Alice costs one recovery, is refused, and does not lock her out.
+    const forged = await outcome(
+      node.raw.transcode(await rawRequest(2, aliceEmpty, { streamId: 'shared', signer: mallory }), TIMEOUT),
+    );
+    expect(codeOf(forged)).toBe('InvalidRequestSignature');
+    expect((forged as WireError).details.reason).toBe('wrongSigner');
+    expect(guard.calls).toBe(7);
+    const second = await outcome(
+      node.raw.transcode(await rawRequest(2, aliceEmpty, { streamId: 'shared', signer: alice }), TIMEOUT),
+    );
+    expect(codeOf(second), textOf(second)).toBe('ok');
+    expect(guard.calls).toBe(8);
+
+    // Bob signs correctly but was never seen at this address: refused without a recovery.
+    const bobEmpty: Payment = { sender: bob.address, params: info.params, tickets: [] };
+    const unknown = await outcome(
+      node.raw.transcode(await rawRequest(3, bobEmpty, { streamId: 'b', signer: bob }), TIMEOUT),
+    );
+    expect(codeOf(unknown)).toBe('TooManyErrors');
+    expect(guard.calls).toBe(8);
+    expect(node.transcoder.calls).toBe(ffmpegBefore + 2);
   });
 
   it('D8: a payment right after a round change is refused with fresh params, and they pay at once', async () => {

@@ -63,6 +63,23 @@ function session(url: string): http2.ClientHttp2Session {
   return s;
 }
 
+/** A raw HTTP/2 session to `server` whose connection comes from `localAddress` (any 127.x on loopback). */
+function fromAddress(server: RpcServer, localAddress: string): http2.ClientHttp2Session {
+  const s = http2.connect(server.url, {
+    createConnection: () => net.connect({ host: '127.0.0.1', port: server.port, localAddress }),
+  });
+  s.on('error', () => {});
+  cleanups.push(() => s.destroy());
+  return s;
+}
+
+function transcodeRequest(segmentBytes: number): Uint8Array {
+  return toBinary(
+    TranscodeRequestSchema,
+    create(TranscodeRequestSchema, { segment: new Uint8Array(segmentBytes) }),
+  );
+}
+
 interface RawResult {
   /** `grpc-status` from the response headers or trailers, when a response came. */
   grpcStatus?: number;
@@ -212,8 +229,10 @@ describe('rpc server resource limits', () => {
   });
 
   it('refuses with OrchestratorBusy once the request bytes in flight reach the cap', async () => {
+    // Every call comes from 127.0.0.1 here: the per-address share is off to see the total cap alone.
     const server = await serve({
       maxInFlightRequestBytes: MiB,
+      maxInFlightSharePerAddress: 1,
       bodyIdleTimeoutMs: 60_000,
       bodyGraceMs: 60_000,
     });
@@ -241,7 +260,10 @@ describe('rpc server resource limits', () => {
     const gate = new Promise<void>((r) => {
       release = r;
     });
-    const server = await serve({ maxInFlightJobs: 2 }, routes({ transcode: () => gate }));
+    const server = await serve(
+      { maxInFlightJobs: 2, maxInFlightSharePerAddress: 1 },
+      routes({ transcode: () => gate }),
+    );
     const c = client(server.url);
     const held = [c.transcode({ segment: new Uint8Array(10) }), c.transcode({ segment: new Uint8Array(10) })];
     await until(() => server.stats.inFlightJobs === 2, 10_000, 'two jobs in flight');
@@ -255,6 +277,69 @@ describe('rpc server resource limits', () => {
     await Promise.all(held);
     await until(() => server.stats.inFlightJobs === 0, 10_000, 'jobs released');
     await expect(c.transcode({ segment: new Uint8Array(10) })).resolves.toBeDefined();
+  });
+
+  it('keeps one address to its share of the job slots, so another address is still admitted', async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const server = await serve(
+      { maxInFlightJobs: 4, maxInFlightSharePerAddress: 0.5 },
+      routes({ transcode: () => gate }),
+    );
+    // A flood from 127.0.0.1 tries to hold every slot: it gets its share (2 of 4), the rest OrchestratorBusy.
+    const c = client(server.url);
+    const flood = Array.from({ length: 4 }, () =>
+      c.transcode({ segment: new Uint8Array(10) }).then(
+        () => undefined,
+        (e: unknown) => fromConnectError(e),
+      ),
+    );
+    await until(() => server.stats.refused.addressJobs === 2, 10_000, 'the flood beyond its share refused');
+    expect(server.stats.inFlightJobs).toBe(2);
+    // Another address (127.0.0.2, same loopback) finds room while the flood holds its share.
+    const other = fromAddress(server, '127.0.0.2');
+    const honest = raw(other, TRANSCODE, [envelope(transcodeRequest(10))], { end: true });
+    await until(() => server.stats.inFlightJobs === 3, 10_000, 'the other address admitted');
+    release();
+    expect((await honest.done).grpcStatus).toBe(0);
+    const refused = (await Promise.all(flood)).filter((e) => e !== undefined);
+    expect(refused).toHaveLength(2);
+    for (const err of refused) {
+      expect(err?.code).toBe('OrchestratorBusy');
+      expect(err?.details.reason).toBe('inFlightJobsPerAddress');
+    }
+    expect(server.stats.refused.jobs).toBe(0);
+    await until(() => server.stats.inFlightJobs === 0, 10_000, 'jobs released');
+  });
+
+  it('keeps one address to its share of the request bytes in flight, so another address is still admitted', async () => {
+    const server = await serve({
+      maxInFlightRequestBytes: MiB,
+      maxInFlightSharePerAddress: 0.5,
+      bodyIdleTimeoutMs: 60_000,
+      bodyGraceMs: 60_000,
+    });
+    // 400 KiB of a declared 2 MiB held from 127.0.0.1: below its 512 KiB share, far below the 1 MiB total.
+    const hog = raw(session(server.url), TRANSCODE, [prefix(2 * MiB), new Uint8Array(400 * KiB)]);
+    await until(() => server.stats.inFlightBytes >= 400 * KiB, 10_000, 'the hog to be received');
+    const err = await client(server.url)
+      .transcode({ segment: new Uint8Array(300 * KiB) })
+      .then(
+        () => undefined,
+        (e: unknown) => fromConnectError(e),
+      );
+    expect(err?.code).toBe('OrchestratorBusy');
+    expect(err?.details.reason).toBe('inFlightBytesPerAddress');
+    const other = raw(fromAddress(server, '127.0.0.2'), TRANSCODE, [envelope(transcodeRequest(300 * KiB))], {
+      end: true,
+    });
+    expect((await other.done).grpcStatus).toBe(0);
+    expect(server.stats.refused.bytes).toBe(0);
+    hog.stream.close(http2.constants.NGHTTP2_CANCEL);
+    await hog.done;
+    await until(() => server.stats.inFlightBytes === 0, 10_000, 'the hog bytes to be released');
   });
 
   it('closes connections beyond the per-address cap and advertises its HTTP/2 limits', async () => {
