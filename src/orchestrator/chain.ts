@@ -261,6 +261,9 @@ export class RewardService {
   };
   private running: Promise<unknown> = Promise.resolve();
   private started = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Failed attempts for the round being retried. */
+  private attempts = { round: -1n, count: 0 };
 
   constructor(
     private readonly deps: {
@@ -270,6 +273,14 @@ export class RewardService {
       state?: OrchestratorState;
       logger?: Logger;
       onReward?: (round: bigint) => void;
+      /**
+       * A failed `reward()` (an RPC outage, a dropped transaction) is tried again after this long while the round
+       * lasts, at most `maxAttemptsPerRound` times, rather than waiting for the next round and losing this one's
+       * inflation. ms. @default 2_000
+       */
+      retryMs?: number;
+      /** @default 30 */
+      maxAttemptsPerRound?: number;
     },
   ) {
     this.log = (deps.logger ?? silentLogger).child({ module: 'reward' });
@@ -286,8 +297,23 @@ export class RewardService {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    clearTimeout(this.retryTimer);
     this.deps.clock.off('initialized', this.listener);
     await this.running;
+  }
+
+  private retryLater(round: bigint): boolean {
+    if (this.attempts.round !== round) this.attempts = { round, count: 0 };
+    this.attempts.count++;
+    if (!this.started || this.attempts.count >= (this.deps.maxAttemptsPerRound ?? 30)) return false;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      // The round may have moved on meanwhile: the clock's 'initialized' event then takes the new one.
+      if (!this.started || this.deps.clock.status?.round !== round) return;
+      this.running = this.running.then(() => this.tryReward(round)).catch(() => undefined);
+    }, this.deps.retryMs ?? 2_000);
+    this.retryTimer.unref?.();
+    return true;
   }
 
   /** Calls `reward()` for `round` unless done already or not active. Returns whether it did. */
@@ -316,7 +342,11 @@ export class RewardService {
         state?.setMeta('lastRewardRound', round.toString());
         return false;
       }
-      this.log.warn({ round: round.toString(), err, revert: name }, 'reward failed; will retry next round');
+      const again = this.retryLater(round);
+      this.log.warn(
+        { round: round.toString(), err, revert: name, attempt: this.attempts.count },
+        again ? 'reward failed; trying again shortly' : 'reward failed; giving up on this round',
+      );
       return false;
     }
   }

@@ -1,16 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { parseEther } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { regionCode, serviceId } from '../../src/broadcaster/discovery.js';
-import type { SignerConnection } from '../../src/chain/client.js';
+import { connectChain, type SignerConnection, withSigner } from '../../src/chain/client.js';
 import { streamflowContracts } from '../../src/chain/contracts.js';
 import { type Devnet, startDevnet } from '../../src/chain/devnet.js';
 import { RoundClock } from '../../src/chain/round-clock.js';
 import { mineToNextRound } from '../../src/chain/staking.js';
 import { ensureRegistered, type RegistrationOptions, RewardService } from '../../src/orchestrator/chain.js';
 import { OrchestratorState } from '../../src/orchestrator/state.js';
+import { startTcpProxy } from './fixtures/tcp-proxy.js';
 
 // What the orchestrator does on chain by itself: on every start it brings its registration to what the
 // operator asked for, sending only the transactions that change something, and once a round it calls reward().
@@ -200,5 +202,50 @@ describe('orchestrator on a devnet', () => {
       expect(await rewards(o, s2).tryReward(round - 1n)).toBe(false);
       expect(await nonce(o)).toBe(before + 1);
     });
+
+    it('tries reward() again in the same round after the chain RPC failed, instead of losing the round', async () => {
+      const round = await mineToNextRound(devnet.signer(0), devnet.manifest);
+      // The orchestrator reaches anvil through a proxy that refuses every connection until restored.
+      const url = new URL(devnet.rpcUrl);
+      const proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port) });
+      const conn = withSigner(await connectChain(proxy.url), o.account);
+      const clock = new RoundClock({}, { conn, contracts: streamflowContracts(conn, devnet.manifest) });
+      clock.on('error', () => undefined);
+      clock.start();
+      const until = async (what: string, ok: () => boolean) => {
+        const deadline = performance.now() + 30_000;
+        while (!ok()) {
+          if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await until('the round clock', () => clock.status?.round === round);
+      const rewarded: bigint[] = [];
+      const logs: string[] = [];
+      const service = new RewardService({
+        ...deps(conn),
+        clock,
+        logger: pino({ level: 'warn' }, { write: (line: string) => void logs.push(line) }),
+        retryMs: 200,
+        onReward: (r) => rewarded.push(r),
+      });
+      try {
+        await proxy.cut();
+        // Starting sees the initialised round and tries at once: the call fails while the RPC is down.
+        service.start();
+        await until('a failed attempt', () => logs.some((l) => l.includes('reward failed')));
+        expect(rewarded, 'nothing while the RPC is down').toEqual([]);
+        await proxy.restore();
+        // No new round comes (blockTime 0): only a retry within this round can reward it.
+        await until('reward() after the RPC came back', () => rewarded.includes(round));
+        expect(rewarded).toEqual([round]);
+        const bm = streamflowContracts(o, devnet.manifest).bondingManager.read;
+        expect((await bm.getOrchestrator([o.account.address])).lastRewardRound).toBe(round);
+      } finally {
+        await service.stop();
+        await clock.stop();
+        await proxy.close();
+      }
+    }, 60_000);
   });
 });
