@@ -26,6 +26,9 @@ export interface DemoOptions {
   onProgress?: (line: string) => void;
 }
 
+/** How long the test publisher may take to have its publish taken by the broadcaster, ms. */
+const PUBLISH_TIMEOUT_MS = 60_000;
+
 /** The `--json` summary of a demo run. Wei amounts are decimal strings. */
 export interface DemoSummary {
   /** Seconds the test source streamed (from the broadcaster taking the publish to the publisher's stop). */
@@ -60,9 +63,6 @@ export interface DemoSummary {
  * redemption margin is lowered to 1.2 so a winner is cashed at once even when the observed redemption gas is
  * above the estimate the face value used.
  */
-/** How long the test publisher may take to have its publish taken by the broadcaster, ms. */
-const PUBLISH_TIMEOUT_MS = 60_000;
-
 const DEMO_PM = { expectedValue: 100_000_000_000_000n, txCostMultiplier: 2.5, redeemMargin: 1.2 };
 
 export const DEMO_ORCHESTRATORS: OrchestratorSpec[] = [
