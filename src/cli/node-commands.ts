@@ -270,7 +270,7 @@ export function registerDemoCommand(program: Command): void {
     )
     .option(
       '--duration <seconds>',
-      'stop after this many seconds (default: until Ctrl-C)',
+      'stop after this many seconds of stream, counted from the publish (default: until Ctrl-C)',
       parseNonNegativeInt,
     )
     .option('--http-port <port>', 'HLS port (a free one if taken)', parseNonNegativeInt, 8080)

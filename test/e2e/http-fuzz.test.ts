@@ -380,6 +380,27 @@ function rawH2Once(port: number, bytes: Buffer): Promise<void> {
   });
 }
 
+/** Whether one plain HTTP/2 request on a new connection gets an answer (any status). */
+function h2Answers(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const session = http2.connect(url);
+    session.on('error', () => undefined);
+    const stream = session.request({ ':method': 'GET', ':path': '/' });
+    const timer = setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), 5_000);
+    let answered = false;
+    stream.on('response', () => {
+      answered = true;
+    });
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      clearTimeout(timer);
+      session.destroy();
+      resolve(answered);
+    });
+    stream.end();
+  });
+}
+
 const RPC_PATHS = [
   '/streamflow.v1.Orchestrator/GetOrchestratorInfo',
   '/streamflow.v1.Orchestrator/Transcode',
@@ -587,8 +608,24 @@ describe('the nodes survive a fuzzed HTTP and HTTP/2 flood', () => {
       }),
     );
     const rawMs = performance.now() - started;
+    // Garbage that makes node's HTTP/2 session send GOAWAY leaves it reading nothing more, so it never sees the
+    // peer close: such a connection keeps its slot of the per-address cap (64) until the server's headers
+    // timeout (10 s) drops it, and a burst of them refuses this address meanwhile. That is the cap doing its
+    // job; the fuzzed requests below are to be answered, so they start once the port takes this address again.
+    const freeDeadline = performance.now() + 60_000;
+    while (!(await h2Answers(orchUrl))) {
+      expectAlive(orchestrator);
+      if (performance.now() > freeDeadline)
+        throw new Error('the RPC port still refuses 60 s after the flood');
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    const freeMs = performance.now() - started - rawMs;
     const h2 = await fuzzH2(orchUrl, REQUESTS - raw, SEED + 3);
-    const ms = { raw: Math.round(rawMs), h2: Math.round(performance.now() - started - rawMs) };
+    const ms = {
+      raw: Math.round(rawMs),
+      untilServing: Math.round(freeMs),
+      h2: Math.round(performance.now() - started - rawMs - freeMs),
+    };
     console.log(
       `orchestrator rpc: ${raw} raw connections; h2 requests ${JSON.stringify(h2)}; ms ${JSON.stringify(ms)}`,
     );
