@@ -30,10 +30,9 @@
  * - `attacker.servedRenditions`: renditions the attacker got without paying: every rendition in a reply to the
  *   RPC attacks (none of them pays), and for ingestFlood the renditions the honest broadcaster's deposit paid
  *   for on the attacker's streams (from its stream records).
- * The bench runs on trees before and after issue 9: request signatures (src/rpc/request-auth.ts) and stream
- * keys (src/broadcaster/ingest-auth.ts) are used where the tree has them (loaded by path, `meta.signedRequests`,
- * `meta.streamKeys`): the flood signs with the attacker's own key, D1 with a throwaway key, D2 with a key that
- * is not the victim's.
+ * Every attack signs its requests as that attack would (src/rpc/request-auth.ts): the flood with the attacker's
+ * own key, D1 with a throwaway key, D2 with a key that is not the victim's. The honest broadcaster publishes with a
+ * stream key (src/broadcaster/ingest-auth.ts, `meta.streamKeys`), so the ingest flood is unauthenticated.
  * Targets: successRate 1.0 in every case; p50 ≤ 1.25 × `none.honest.p50Ms`; rssPeakMb ≤ 600;
  * servedRenditions 0. An orchestrator above BENCH_RSS_KILL_MB (default 4096) is killed so the machine survives.
  */
@@ -69,7 +68,6 @@ import {
   httpRequest,
   type ToAttacker,
 } from './attack/common.js';
-import { requestSigner } from './attack/rpc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = here.endsWith(join('dist', 'bench')) ? join(here, '../..') : join(here, '..');
@@ -715,7 +713,7 @@ async function main(): Promise<void> {
       meta: {
         sha: head.sha,
         streamKeys: Object.values(results).some((r) => (r.honest as { streamKey?: boolean }).streamKey),
-        signedRequests: (await requestSigner()) !== undefined,
+        signedRequests: true,
         dirty: head.dirty,
         cases: cases.join(','),
         segments: SEGMENTS,

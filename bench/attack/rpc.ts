@@ -3,7 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import { type Client, createClient } from '@connectrpc/connect';
 import { createGrpcTransport, Http2SessionManager } from '@connectrpc/connect-node';
-import { type Address, type Hex, hexToBytes } from 'viem';
+import { type Address, hexToBytes } from 'viem';
 import type { TicketParams } from '../../src/pm/types.js';
 import { ticketParamsFromProto } from '../../src/rpc/convert.js';
 import { fromConnectError } from '../../src/rpc/errors.js';
@@ -13,6 +13,7 @@ import {
   type TranscodeRequestSchema,
 } from '../../src/rpc/gen/streamflow/v1/orchestrator_pb.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../src/rpc/options.js';
+import { signTranscodeRequest } from '../../src/rpc/request-auth.js';
 import { contentHash, type DigestSigner } from '../../src/rpc/signing.js';
 import { createRpcTransport } from '../../src/rpc/transport.js';
 import { codeOf } from './common.js';
@@ -85,36 +86,9 @@ export async function transcodeOnce(
   }
 }
 
-/** What `signTranscodeRequest` (src/rpc/request-auth.ts, issue 9 §1) takes and returns. */
-type SignTranscodeRequest = (
-  signer: DigestSigner,
-  f: {
-    orchestrator: Address;
-    sender: Address;
-    streamId: string;
-    seq: bigint;
-    segmentHash: Hex;
-    metadata: { durationMs: number; profiles: readonly ProfileMessage[] };
-  },
-) => Promise<{ issuedAtMs: bigint; nonce: Uint8Array; signature: Hex }>;
-
-// Request signatures arrive with issue 9 §1 (src/rpc/request-auth.ts). Loaded by path, so the bench runs on a
-// tree with or without them: without, requests go unsigned (nothing checks); with, each attack signs as the
-// attack would (its own key, a throwaway key, or a key that is not the claimed sender's).
-const REQUEST_AUTH = '../../src/rpc/request-auth.js';
-let loading: Promise<SignTranscodeRequest | undefined> | undefined;
-
-/** The project's request signer, when this tree has one. */
-export function requestSigner(): Promise<SignTranscodeRequest | undefined> {
-  loading ??= import(REQUEST_AUTH)
-    .then((m: { signTranscodeRequest?: SignTranscodeRequest }) => m.signTranscodeRequest)
-    .catch(() => undefined);
-  return loading;
-}
-
 /**
  * The signature fields of a `TranscodeRequest` (`issuedAtMs`, `nonce`, `signature`) made by `signer` for
- * `req`, or none on a tree without request signatures.
+ * `req` with the project's own signer (docs/rpc.md "Sessions").
  */
 export async function signatureFields(
   signer: DigestSigner,
@@ -122,10 +96,8 @@ export async function signatureFields(
   sender: Address,
   req: { metadata: SegmentMetadataInit; segment: Uint8Array },
 ): Promise<Record<string, unknown>> {
-  const sign = await requestSigner();
-  if (!sign) return {};
   const m = req.metadata;
-  const signed = await sign(signer, {
+  const signed = await signTranscodeRequest(signer, {
     orchestrator,
     sender,
     streamId: m.streamId,
